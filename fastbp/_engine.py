@@ -1,0 +1,323 @@
+"""The engine: parameter storage, work buffers and dispatch to the compiled kernels.
+
+``Engine`` is the layer between the public estimators (``fastbp.Network`` and the
+scikit-learn compatible ``MLPClassifier``/``MLPRegressor``) and ``fastbp.kernels``. It
+owns the flat parameter vector, the optimizer state and the preallocated work buffers,
+decides the block size and whether a product is worth threads, and runs training in
+bounded compiled chunks. It does no input validation: callers hand it C-contiguous
+arrays of its dtype with consistent shapes.
+
+Parameter layout (``Engine.theta``): for each layer ``l`` in turn, ``W_l`` row-major with
+shape ``(layer_sizes[l], layer_sizes[l+1])``, then ``b_l``. ``weights``/``biases`` are
+writable views into it.
+"""
+
+import numpy as np
+
+from . import kernels
+from ._codes import ACTIVATIONS, DIVERGED, LOSSES, OPTIMIZERS
+from ._rng import seed_state
+from ._threads import compiled_call_threads, resolve_n_threads
+
+# Rows per block: products over more rows than this are accumulated block by block,
+# which bounds the work buffers whatever the batch (full batch included).
+MAX_BLOCK_ROWS = 1024
+# Multiply-adds per step below which threads cost more than they save (measured on
+# 2 cores: a 64-64-10 network with 32-row batches runs fastest on one thread).
+PARALLEL_MIN_FLOPS = 2_000_000
+# Work per compiled call (in FLOPs): keeps Ctrl-C and progress reporting responsive
+# (well under a second per call even at a few GFLOP/s) while amortising the call.
+FLOPS_PER_CALL = 4e9
+# Chunk of theta that one thread updates in one task.
+UPDATE_CHUNK = 16384
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when training produced a non-finite error or parameter.
+
+    The network is left at the parameters it had at the end of the last completed epoch.
+    """
+
+
+class _Workspace:
+    """Work buffers for blocks of at most ``rows`` rows (see ``fastbp.kernels``)."""
+
+    def __init__(self, sizes, rows, dtype, n_chunks):
+        self.rows = rows
+        width = int(sizes.sum())
+        self.act_off = np.concatenate(([0], np.cumsum(sizes[:-1] * rows))).astype(np.int64)
+        self.acts = np.zeros(rows * width, dtype)
+        self.deltas = np.zeros(rows * width, dtype)
+        n_out = int(sizes[-1])
+        self.logits = np.zeros(rows * n_out, dtype)
+        self.ybuf = np.zeros(rows * n_out, dtype)
+        self.swbuf = np.zeros(rows, dtype)
+        self.row_loss = np.zeros(rows, dtype)
+        self.scalars = np.zeros(2 * resolve_n_threads(None), dtype)
+        self.weight_sq = np.zeros(n_chunks, np.float64)
+
+
+class Engine:
+    """Flat parameters, optimizer state and work buffers of one network.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer, input first: ``[n_features, h1, ..., n_outputs]``.
+    hidden_activation, output_activation : str
+        Names from ``fastbp._codes.ACTIVATIONS``.
+    loss : str
+        Name from ``fastbp._codes.LOSSES``.
+    dtype : numpy float dtype
+        ``float32`` or ``float64``.
+    n_threads : int or None
+        Numba threads for compiled calls; ``None`` uses all of Numba's threads.
+    """
+
+    def __init__(self, layer_sizes, hidden_activation, output_activation, loss, dtype,
+                 n_threads=None):
+        self.layer_sizes = [int(s) for s in layer_sizes]
+        self.sizes = np.asarray(self.layer_sizes, dtype=np.int64)
+        self.hidden_code = ACTIVATIONS[hidden_activation]
+        self.output_code = ACTIVATIONS[output_activation]
+        self.loss_code = LOSSES[loss]
+        self.dtype = np.dtype(dtype)
+        self.n_threads = n_threads
+        n_layers = len(self.layer_sizes) - 1
+        self.w_off = np.zeros(n_layers, np.int64)
+        self.b_off = np.zeros(n_layers, np.int64)
+        chunks, pos = [], 0
+        for l in range(n_layers):
+            n_w = self.layer_sizes[l] * self.layer_sizes[l + 1]
+            self.w_off[l], self.b_off[l] = pos, pos + n_w
+            for start, stop, is_weight in ((pos, pos + n_w, 1),
+                                           (pos + n_w, pos + n_w + self.layer_sizes[l + 1], 0)):
+                chunks.extend([s, min(stop, s + UPDATE_CHUNK), is_weight]
+                              for s in range(start, stop, UPDATE_CHUNK))
+            pos += n_w + self.layer_sizes[l + 1]
+        self.n_params = pos
+        self.chunks = np.asarray(chunks, dtype=np.int64).reshape(-1, 3)
+        self.theta = np.zeros(self.n_params, self.dtype)
+        self.grad = np.zeros(self.n_params, self.dtype)
+        self._workspaces = {}
+        self.set_optimizer("sgd")
+
+    # -- parameters ---------------------------------------------------------------------
+    @property
+    def weights(self):
+        """List of writable views: ``weights[l]`` has shape ``(n_in, n_out)``."""
+        return [self.theta[o:o + a * b].reshape(a, b)
+                for o, a, b in zip(self.w_off, self.layer_sizes[:-1], self.layer_sizes[1:])]
+
+    @property
+    def biases(self):
+        """List of writable views: ``biases[l]`` has shape ``(n_out,)``."""
+        return [self.theta[o:o + b] for o, b in zip(self.b_off, self.layer_sizes[1:])]
+
+    def set_params(self, weights, biases):
+        """Copy ``weights``/``biases`` (shapes as in :attr:`weights`) into ``theta``."""
+        for dst, src in zip(self.weights, weights):
+            dst[...] = src
+        for dst, src in zip(self.biases, biases):
+            dst[...] = src
+
+    def split(self, flat):
+        """Views of a flat vector laid out like ``theta``: ``(weights list, biases list)``."""
+        ws = [flat[o:o + a * b].reshape(a, b)
+              for o, a, b in zip(self.w_off, self.layer_sizes[:-1], self.layer_sizes[1:])]
+        bs = [flat[o:o + b] for o, b in zip(self.b_off, self.layer_sizes[1:])]
+        return ws, bs
+
+    def weight_sq_norm(self):
+        """``sum_l ||W_l||^2`` (float64)."""
+        return float(sum(np.dot(w.ravel(), w.ravel()) for w in self.weights))
+
+    # -- optimizer ------------------------------------------------------------------------
+    def set_optimizer(self, name, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        """Choose the optimizer and reset its state (velocities, Adam moments and step)."""
+        self.opt_code = OPTIMIZERS[name]
+        self.momentum, self.beta_1, self.beta_2, self.epsilon = momentum, beta_1, beta_2, epsilon
+        n_m = self.n_params if name != "sgd" else 0
+        n_v = self.n_params if name == "adam" else 0
+        self.opt_m = np.zeros(n_m, self.dtype)
+        self.opt_v = np.zeros(n_v, self.dtype)
+        self._backups = (np.zeros(self.n_params, self.dtype), np.zeros(n_m, self.dtype),
+                         np.zeros(n_v, self.dtype))
+        self.step = 0
+
+    # -- dispatch helpers -----------------------------------------------------------------
+    def _workspace(self, rows):
+        ws = self._workspaces.get(rows)
+        if ws is None:
+            if len(self._workspaces) >= 4:  # keep memory bounded for varied predict sizes
+                self._workspaces.pop(next(iter(self._workspaces)))
+            ws = _Workspace(self.sizes, rows, self.dtype, len(self.chunks))
+            self._workspaces[rows] = ws
+        return ws
+
+    def _parallel(self, rows):
+        """Use threads for blocks of ``rows`` rows? Depends on the shapes, not the threads
+        (results are bitwise the same either way; this only chooses the faster path)."""
+        flops = 2 * rows * (self.n_params - int(self.sizes[1:].sum()))
+        return resolve_n_threads(self.n_threads) > 1 and flops >= PARALLEL_MIN_FLOPS
+
+    def _no_weights(self):
+        return np.zeros(0, self.dtype)
+
+    # -- forward, loss, gradient ------------------------------------------------------------
+    def predict(self, X):
+        """Network outputs ``(n_samples, n_outputs)`` for a validated ``X``."""
+        n = X.shape[0]
+        out = np.empty((n, self.layer_sizes[-1]), self.dtype)
+        if n == 0:
+            return out
+        rows = min(n, MAX_BLOCK_ROWS)
+        ws = self._workspace(rows)
+        with compiled_call_threads(self.n_threads):
+            kernels.predict_rows(X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off,
+                                 self.hidden_code, self.output_code, rows, ws.acts, ws.logits,
+                                 ws.scalars, self._parallel(rows), out)
+        return out
+
+    def _loss_sum(self, X, Y, sample_weight, with_gradient):
+        n = X.shape[0]
+        rows = min(n, MAX_BLOCK_ROWS)
+        ws = self._workspace(rows)
+        weighted = sample_weight is not None
+        sw = sample_weight if weighted else self._no_weights()
+        with compiled_call_threads(self.n_threads):
+            return kernels.batch_loss_and_gradient(
+                X, Y, sw, weighted, np.arange(n, dtype=np.int64), 0, n, with_gradient,
+                self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
+                self.output_code, self.loss_code, rows, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
+                ws.deltas, ws.row_loss, self.grad, ws.scalars, self._parallel(rows))
+
+    def loss(self, X, Y, sample_weight=None):
+        """Mean (weighted) per-sample error of the network on ``X, Y``."""
+        loss_sum, weight_sum = self._loss_sum(X, Y, sample_weight, False)
+        return loss_sum / weight_sum
+
+    def loss_and_gradient(self, X, Y, sample_weight=None, l2=0.0):
+        """Error and its gradient over all rows, with an optional L2 penalty.
+
+        Returns
+        -------
+        data_loss : float
+            ``sum_i w_i loss_i / sum_i w_i``.
+        penalty : float
+            ``0.5 * l2 * sum_l ||W_l||^2 / sum_i w_i``.
+        grad : ndarray
+            New flat array laid out like ``theta``: the gradient of ``data_loss + penalty``.
+        """
+        loss_sum, weight_sum = self._loss_sum(X, Y, sample_weight, True)
+        grad = self.grad.copy()
+        penalty = 0.0
+        if l2 > 0:
+            penalty = 0.5 * l2 * self.weight_sq_norm() / weight_sum
+            for g, w in zip(self.split(grad)[0], self.weights):
+                g += (l2 / weight_sum) * w
+        return loss_sum / weight_sum, penalty, grad
+
+    # -- training ---------------------------------------------------------------------------
+    def train(self, X, Y, epochs, batch_size, learning_rate, shuffle, rng_state=None,
+              order=None, sample_weight=None, l2=0.0, on_epoch=None):
+        """Train for ``epochs`` epochs with the current optimizer.
+
+        Parameters
+        ----------
+        X, Y : ndarray
+            Validated, C-contiguous, of the engine's dtype.
+        epochs, batch_size : int
+            ``batch_size`` rows per step (the last batch of an epoch holds the remainder).
+        learning_rate : float
+        shuffle : bool
+            Permute the rows at every epoch start with the compiled generator
+            (``rng_state``, a 1-element uint64 array, advanced in place).
+        order : ndarray of int, optional
+            Visiting order when not shuffling (default: the given row order).
+        sample_weight : ndarray, optional
+        l2 : float
+            L2 penalty ``0.5 * l2 * ||W||^2 / batch weight sum`` added to each batch error.
+        on_epoch : callable, optional
+            Called as ``on_epoch(epoch_index, data_loss_sum, penalty_sum)`` after each
+            completed epoch (between compiled calls).
+
+        Returns
+        -------
+        data_loss_sums, penalty_sums : ndarray
+            Per completed epoch, the sums over batches of ``rows * batch error``.
+
+        Raises
+        ------
+        TrainingDiverged
+            Non-finite error or parameters; the engine keeps the parameters (and optimizer
+            state) of the end of the last completed epoch.
+        KeyboardInterrupt
+            Re-raised after the same roll-back to the last completed epoch.
+        """
+        n = X.shape[0]
+        batch_size = min(int(batch_size), n)
+        rows = min(batch_size, MAX_BLOCK_ROWS)
+        ws = self._workspace(rows)
+        weighted = sample_weight is not None
+        sw = sample_weight if weighted else self._no_weights()
+        if order is None:
+            order = np.arange(n, dtype=np.int64)
+        else:
+            order = np.array(order, dtype=np.int64)
+        if rng_state is None:
+            rng_state = seed_state(0)
+        progress = np.zeros(kernels.N_PROGRESS_SLOTS, np.int64)
+        progress[kernels.STEP] = self.step
+        sums = np.zeros(3, np.float64)
+        data_sums = np.zeros(epochs, np.float64)
+        penalty_sums = np.zeros(epochs, np.float64)
+        flops_per_step = 6.0 * self.n_params * batch_size
+        max_steps = max(1, int(FLOPS_PER_CALL / flops_per_step))
+        parallel = self._parallel(rows)
+        theta_b, m_b, v_b = self._backups
+        reported = 0
+        try:
+            while progress[kernels.EPOCHS_DONE] < epochs:
+                with compiled_call_threads(self.n_threads):
+                    kernels.train_steps(
+                        X, Y, sw, weighted, shuffle, epochs, batch_size, max_steps,
+                        self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.chunks,
+                        self.hidden_code, self.output_code, self.loss_code, self.opt_code,
+                        learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon,
+                        l2, rows, parallel, order, rng_state, progress, sums, data_sums,
+                        penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf, ws.deltas,
+                        ws.row_loss, self.grad, ws.scalars, ws.weight_sq, self.opt_m,
+                        self.opt_v, theta_b, m_b, v_b)
+                while on_epoch is not None and reported < progress[kernels.EPOCHS_DONE]:
+                    on_epoch(reported, data_sums[reported], penalty_sums[reported])
+                    reported += 1
+                if progress[kernels.STATUS] == DIVERGED:
+                    done = int(progress[kernels.EPOCHS_DONE])
+                    raise TrainingDiverged(
+                        f"training diverged in epoch {done + 1}: the error or a parameter "
+                        f"became non-finite (try a smaller learning_rate). The parameters are "
+                        f"those at the end of epoch {done}.")
+        except KeyboardInterrupt:
+            if progress[kernels.NEXT_ROW] != 0:  # interrupted mid-epoch: roll back
+                self.theta[:] = theta_b
+                self.opt_m[:] = m_b
+                self.opt_v[:] = v_b
+                progress[kernels.STEP] = progress[kernels.STEP_AT_EPOCH_START]
+            raise
+        finally:
+            self.step = int(progress[kernels.STEP])
+            self.epochs_done = int(progress[kernels.EPOCHS_DONE])
+            self.last_data_sums = data_sums[:self.epochs_done]
+            self.last_penalty_sums = penalty_sums[:self.epochs_done]
+        return data_sums, penalty_sums
+
+    def train_epoch(self, X, Y, order, batch_size, learning_rate, sample_weight=None, l2=0.0):
+        """One epoch visiting ``X[order]`` (no shuffling by the engine).
+
+        Returns ``(data_loss_sum, penalty_sum)``: sums over batches of ``rows * batch error``
+        (see :meth:`train`).
+        """
+        data, penalty = self.train(X, Y, 1, batch_size, learning_rate, False, order=order,
+                                   sample_weight=sample_weight, l2=l2)
+        return float(data[0]), float(penalty[0])
