@@ -1,0 +1,141 @@
+"""Promises about training as a process: no allocation per step, the same bits on any
+thread count, a clean stop on divergence, and a consistent network after Ctrl-C."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from fastbp import Network, TrainingDiverged
+
+from .conftest import make_targets
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code, **env):
+    """Run ``code`` in a fresh interpreter; return its stdout (fails on a non-zero exit)."""
+    full_env = dict(os.environ, PYTHONPATH=REPO, **env)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_training_steps_allocate_nothing_in_compiled_code():
+    out = run_python("""
+        import numpy as np
+        from numba.core.runtime import rtsys
+        from fastbp import Network
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((4000, 40)); Y = np.eye(5)[rng.integers(0, 5, 4000)]
+        for batch, opt in [(16, "adam"), (500, "nesterov"), (None, "sgd")]:
+            net = Network([40, 300, 64, 5], "relu", "softmax", "cross_entropy", random_state=0)
+            net.fit(X, Y, epochs=1, batch_size=batch, optimizer=opt)   # compile
+            counts = []
+            for epochs in (1, 4):
+                before = rtsys.get_allocation_stats().alloc
+                net.fit(X, Y, epochs=epochs, batch_size=batch, optimizer=opt, l2=0.1)
+                counts.append(rtsys.get_allocation_stats().alloc - before)
+            print(batch, opt, counts)
+    """, NUMBA_NRT_STATS="1")
+    # Numba records one meminfo per array argument of a compiled call (the wrappers of the
+    # caller's arrays); beyond those, 1 epoch and 4 epochs in one call must record the
+    # same number: nothing is allocated per step or per epoch.
+    for line in out.strip().splitlines():
+        counts = eval(line.split(" ", 2)[2])
+        assert counts[0] == counts[1] and counts[0] < 40, line
+
+
+DETERMINISM_SCRIPT = """
+    import hashlib
+    import numpy as np
+    from fastbp import Network
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1500, 120)); Y = np.eye(10)[rng.integers(0, 10, 1500)]
+    for dtype in (np.float64, np.float32):
+        net = Network([120, 300, 260, 10], "relu", "softmax", "cross_entropy", dtype=dtype,
+                      random_state=3)
+        net.fit(X, Y, epochs=2, batch_size=200, optimizer="adam", learning_rate=1e-3)
+        assert net._engine._parallel(200) == ({threaded})
+        digest = hashlib.sha256(net._engine.theta.tobytes()).hexdigest()
+        print(dtype.__name__, digest, net.predict(X[:3]).ravel()[:3])
+"""
+
+
+@pytest.mark.slow
+def test_bitwise_identical_weights_on_one_and_two_threads():
+    one = run_python(DETERMINISM_SCRIPT.format(threaded="False"), NUMBA_NUM_THREADS="1")
+    two = run_python(DETERMINISM_SCRIPT.format(threaded="True"), NUMBA_NUM_THREADS="2")
+    assert one == two and len(one.splitlines()) == 2
+
+
+def test_n_threads_setting_does_not_change_a_bit(rng):
+    X = rng.standard_normal((600, 80))
+    Y = make_targets("cross_entropy", "softmax", 600, 10, rng)
+    thetas = []
+    for n_threads in (1, 2, None):
+        net = Network([80, 256, 10], "relu", "softmax", "cross_entropy", random_state=0,
+                      n_threads=n_threads)
+        net.fit(X, Y, epochs=2, batch_size=128, optimizer="momentum")
+        thetas.append(net._engine.theta.copy())
+    assert all(np.array_equal(thetas[0], t) for t in thetas[1:])
+
+
+# With these rates the run blows up in its first epoch, or in its second.
+@pytest.mark.parametrize("learning_rate,epochs_completed", [(0.02, 0), (0.01, 1)])
+def test_divergence_stops_with_a_clear_error_at_the_last_finite_epoch(learning_rate,
+                                                                      epochs_completed):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 3)) * 10
+    Y = rng.standard_normal((64, 1)) * 10
+    kwargs = dict(learning_rate=learning_rate, batch_size=8, random_state=0)
+    net = Network([3, 8, 1], "identity", "identity", "mse", random_state=0)
+    with pytest.raises(TrainingDiverged, match="diverged in epoch .*smaller learning_rate"):
+        net.fit(X, Y, epochs=200, **kwargs)
+    assert len(net.loss_curve_) == epochs_completed
+    assert np.isfinite(net.loss_curve_).all()
+    assert all(np.isfinite(w).all() for w in net.weights + net.biases)
+    # The network holds exactly the parameters of the end of the last completed epoch.
+    again = Network([3, 8, 1], "identity", "identity", "mse", random_state=0)
+    if epochs_completed:
+        again.fit(X, Y, epochs=epochs_completed, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases,
+                                                    again.weights + again.biases))
+
+
+@pytest.mark.slow
+def test_ctrl_c_returns_quickly_and_leaves_the_last_completed_epoch():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20000, 100))
+    Y = make_targets("cross_entropy", "softmax", 20000, 10, rng)
+    kwargs = dict(batch_size=32, learning_rate=0.01, random_state=5)
+
+    def make():
+        return Network([100, 256, 10], "relu", "softmax", "cross_entropy", random_state=0)
+
+    make().fit(X[:100], Y[:100], epochs=1, **kwargs)  # compile outside the timed part
+    net = make()
+    sent = []
+    timer = threading.Timer(1.5, lambda: (sent.append(time.perf_counter()),
+                                          os.kill(os.getpid(), signal.SIGINT)))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=1000, **kwargs)
+    latency = time.perf_counter() - sent[0]
+    timer.join()
+    assert latency < 1.0, f"control came back {latency:.2f} s after Ctrl-C"
+    done = len(net.loss_curve_)
+    assert 0 < done < 1000
+    again = make()
+    again.fit(X, Y, epochs=done, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases,
+                                                    again.weights + again.biases))
+    # Training goes on normally afterwards.
+    net.fit(X[:64], Y[:64], epochs=1, **kwargs)

@@ -1,0 +1,125 @@
+"""Bad input gets a ValueError/TypeError that names the problem, before any work."""
+import numpy as np
+import pytest
+
+from fastbp import Network
+
+
+@pytest.fixture
+def net():
+    return Network([3, 4, 2], random_state=0)
+
+
+X_OK = np.zeros((5, 3))
+Y_OK = np.zeros((5, 2))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(layer_sizes=[3]), ValueError, "at least an input and an output"),
+    (dict(layer_sizes=5), TypeError, "sequence of ints"),
+    (dict(layer_sizes=[3, 0, 2]), ValueError, r"layer_sizes\[1\] must be >= 1"),
+    (dict(layer_sizes=[3, 2.5, 2]), TypeError, r"layer_sizes\[1\] must be an int"),
+    (dict(hidden_activation="swish"), ValueError, "hidden_activation must be one of"),
+    (dict(hidden_activation="softmax"), ValueError, "softmax can only be the output"),
+    (dict(output_activation="gelu"), ValueError, "output_activation must be one of"),
+    (dict(loss="hinge"), ValueError, "loss must be one of"),
+    (dict(output_activation="softmax", loss="mse"), ValueError, "requires loss='cross_entropy'"),
+    (dict(loss="cross_entropy"), ValueError, "requires output_activation"),
+    (dict(loss="binary_cross_entropy", output_activation="tanh"), ValueError,
+     "requires output_activation"),
+    (dict(dtype=np.int32), TypeError, "dtype must be numpy.float32 or numpy.float64"),
+    (dict(dtype="float16"), TypeError, "dtype must be"),
+    (dict(init="ones"), ValueError, "init must be one of"),
+    (dict(n_threads=0), ValueError, "n_threads must be >= 1"),
+])
+def test_bad_constructor_arguments(kwargs, error, match):
+    args = dict(layer_sizes=[3, 4, 2])
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        Network(**args)
+
+
+@pytest.mark.parametrize("X,Y,error,match", [
+    (np.zeros((5, 4)), Y_OK, ValueError, r"X has 4 columns, but the network expects 3"),
+    (np.zeros(3), Y_OK, ValueError, "X must be 2-dimensional"),
+    (np.zeros((0, 3)), np.zeros((0, 2)), ValueError, "X is empty"),
+    (X_OK, np.zeros((4, 2)), ValueError, "Y has 4 rows but X has 5"),
+    (X_OK, np.zeros((5, 3)), ValueError, "Y has 3 columns"),
+    (X_OK, np.zeros(5), ValueError, "Y must be 2-dimensional"),
+    (np.full((5, 3), np.nan), Y_OK, ValueError, "X contains NaN or infinity"),
+    (X_OK, np.full((5, 2), np.inf), ValueError, "Y contains NaN or infinity"),
+    (np.array([["a", "b", "c"]] * 5), Y_OK, TypeError, "X must hold numbers"),
+    (np.zeros((5, 3), complex), Y_OK, TypeError, "X must be real"),
+    ([[1, 2, 3], [1, 2]], Y_OK, ValueError, "X could not be converted"),
+])
+def test_bad_data_for_fit_loss_and_gradients(net, X, Y, error, match):
+    for call in (net.fit, net.loss, net.gradients):
+        with pytest.raises(error, match=match):
+            call(X, Y)
+
+
+def test_bad_data_for_predict(net):
+    with pytest.raises(ValueError, match="X has 2 columns"):
+        net.predict(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="X must be 2-dimensional"):
+        net.predict(np.zeros(3))
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(learning_rate=0), ValueError, "learning_rate must be in"),
+    (dict(learning_rate=-0.1), ValueError, "learning_rate must be in"),
+    (dict(learning_rate=np.nan), ValueError, "learning_rate must be in"),
+    (dict(learning_rate="fast"), TypeError, "learning_rate must be a real number"),
+    (dict(epochs=0), ValueError, "epochs must be >= 1"),
+    (dict(epochs=2.0), TypeError, "epochs must be an int"),
+    (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+    (dict(batch_size=True), TypeError, "batch_size must be an int"),
+    (dict(optimizer="rmsprop"), ValueError, "optimizer must be one of"),
+    (dict(momentum=1.0), ValueError, "momentum must be in"),
+    (dict(beta_2=1.5), ValueError, "beta_2 must be in"),
+    (dict(epsilon=0.0), ValueError, "epsilon must be in"),
+    (dict(l2=-1.0), ValueError, "l2 must be in"),
+    (dict(shuffle="yes"), TypeError, "shuffle must be True or False"),
+    (dict(sample_weight=np.ones(4)), ValueError, r"sample_weight must have shape \(5,\)"),
+    (dict(sample_weight=-np.ones(5)), ValueError, "sample_weight must be finite and >= 0"),
+    (dict(sample_weight=np.zeros(5)), ValueError, "must not be all zero"),
+])
+def test_bad_fit_arguments_leave_the_network_untouched(net, kwargs, error, match):
+    before = [w.copy() for w in net.weights]
+    with pytest.raises(error, match=match):
+        net.fit(X_OK, Y_OK, **kwargs)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.weights))
+    assert net.loss_curve_ == []
+
+
+@pytest.mark.parametrize("loss,output,Y,match", [
+    ("cross_entropy", "softmax", -np.ones((5, 2)), "Y must be >= 0"),
+    ("binary_cross_entropy", "sigmoid", np.full((5, 2), 2.0), r"Y must lie in \[0, 1\]"),
+    ("poisson", "exp", -np.ones((5, 2)), "Y must be >= 0"),
+])
+def test_targets_outside_the_loss_domain(loss, output, Y, match):
+    net = Network([3, 2], output_activation=output, loss=loss)
+    with pytest.raises(ValueError, match=match):
+        net.fit(X_OK, Y)
+
+
+@pytest.mark.parametrize("weights,biases,error,match", [
+    ([np.zeros((3, 4))], [np.zeros(3)], ValueError, r"biases\[0\] must have shape \(4,\)"),
+    ([np.zeros((3, 4)), np.zeros((5, 2))], [np.zeros(4), np.zeros(2)], ValueError,
+     "layers must chain"),
+    ([np.zeros(3)], [np.zeros(3)], ValueError, r"weights\[0\] must be 2-dimensional"),
+    ([np.zeros((3, 4))], [], ValueError, "equal length"),
+    (np.zeros((3, 4)), [np.zeros(4)], TypeError, "lists of arrays"),
+    ([np.full((3, 4), np.nan)], [np.zeros(4)], ValueError, "NaN or infinity"),
+])
+def test_bad_from_weights(weights, biases, error, match):
+    with pytest.raises(error, match=match):
+        Network.from_weights(weights, biases)
+
+
+def test_inputs_are_converted_once_to_the_network_dtype():
+    net = Network([3, 2], dtype=np.float32, random_state=0)
+    out = net.predict([[1, 2, 3]])  # a list of ints is fine
+    assert out.dtype == np.float32 and out.shape == (1, 2)
+    X = np.asfortranarray(np.random.default_rng(0).random((6, 3)))
+    np.testing.assert_allclose(net.predict(X), net.predict(np.ascontiguousarray(X)))
