@@ -156,10 +156,14 @@ class Engine:
         return ws
 
     def _parallel(self, rows):
-        """Use threads for blocks of ``rows`` rows? Depends on the shapes, not the threads
-        (results are bitwise the same either way; this only chooses the faster path)."""
+        """Use threads for blocks of ``rows`` rows? (Results are bitwise the same either
+        way; this only chooses the faster path.)"""
         flops = 2 * rows * (self.n_params - int(self.sizes[1:].sum()))
         return resolve_n_threads(self.n_threads) > 1 and flops >= PARALLEL_MIN_FLOPS
+
+    def _threads(self, rows):
+        """The kernels' ``threads`` argument: ``None`` (serial) or an int (thread pool)."""
+        return resolve_n_threads(self.n_threads) if self._parallel(rows) else None
 
     def _no_weights(self):
         return np.zeros(0, self.dtype)
@@ -176,7 +180,7 @@ class Engine:
         with compiled_call_threads(self.n_threads):
             kernels.predict_rows(X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off,
                                  self.hidden_code, self.output_code, rows, ws.acts, ws.logits,
-                                 ws.scalars, self._parallel(rows), out)
+                                 ws.scalars, self._threads(rows), out)
         return out
 
     def _loss_sum(self, X, Y, sample_weight, with_gradient):
@@ -190,7 +194,7 @@ class Engine:
                 X, Y, sw, weighted, np.arange(n, dtype=np.int64), 0, n, with_gradient,
                 self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
                 self.output_code, self.loss_code, rows, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
-                ws.deltas, ws.row_loss, self.grad, ws.scalars, self._parallel(rows))
+                ws.deltas, ws.row_loss, self.grad, ws.scalars, self._threads(rows))
 
     def loss(self, X, Y, sample_weight=None):
         """Mean (weighted) per-sample error of the network on ``X, Y``."""
@@ -220,7 +224,7 @@ class Engine:
 
     # -- training ---------------------------------------------------------------------------
     def train(self, X, Y, epochs, batch_size, learning_rate, shuffle, rng_state=None,
-              order=None, sample_weight=None, l2=0.0, on_epoch=None):
+              order=None, sample_weight=None, l2=0.0, on_epochs=None):
         """Train for ``epochs`` epochs with the current optimizer.
 
         Parameters
@@ -238,9 +242,11 @@ class Engine:
         sample_weight : ndarray, optional
         l2 : float
             L2 penalty ``0.5 * l2 * ||W||^2 / batch weight sum`` added to each batch error.
-        on_epoch : callable, optional
-            Called as ``on_epoch(epoch_index, data_loss_sum, penalty_sum)`` after each
-            completed epoch (between compiled calls).
+        on_epochs : callable, optional
+            Called between compiled calls as ``on_epochs(first, data_sums, penalty_sums)``
+            with the sums of the epochs completed since the last report, ``first`` being
+            the index of the first of them (one call per chunk, not per epoch: tiny
+            networks run millions of epochs).
 
         Returns
         -------
@@ -274,7 +280,7 @@ class Engine:
         penalty_sums = np.zeros(epochs, np.float64)
         flops_per_step = 6.0 * self.n_params * batch_size
         max_steps = max(1, int(FLOPS_PER_CALL / flops_per_step))
-        parallel = self._parallel(rows)
+        threads = self._threads(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0
         try:
@@ -285,13 +291,14 @@ class Engine:
                         self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.chunks,
                         self.hidden_code, self.output_code, self.loss_code, self.opt_code,
                         learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon,
-                        l2, rows, parallel, order, rng_state, progress, sums, data_sums,
+                        l2, rows, threads, order, rng_state, progress, sums, data_sums,
                         penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf, ws.deltas,
                         ws.row_loss, self.grad, ws.scalars, ws.weight_sq, self.opt_m,
                         self.opt_v, theta_b, m_b, v_b)
-                while on_epoch is not None and reported < progress[kernels.EPOCHS_DONE]:
-                    on_epoch(reported, data_sums[reported], penalty_sums[reported])
-                    reported += 1
+                done = int(progress[kernels.EPOCHS_DONE])
+                if on_epochs is not None and reported < done:
+                    on_epochs(reported, data_sums[reported:done], penalty_sums[reported:done])
+                    reported = done
                 if progress[kernels.STATUS] == DIVERGED:
                     done = int(progress[kernels.EPOCHS_DONE])
                     raise TrainingDiverged(

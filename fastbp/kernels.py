@@ -21,8 +21,13 @@ Every matrix product is cut into tiles whose shape depends only on the product's
 shape (``tile_rows``/``tile_cols``), never on the thread count. Each tile is computed
 by one thread, start to finish, and each thread writes only its own tiles; sums over
 rows (bias gradients, the batch loss) run serially in a fixed order. The parallel
-helpers (``*_par``) and their serial twins call the same tile functions, so 1 thread,
-N threads and the serial path give bitwise identical results.
+helpers (``*_par``) and their serial twins (``*_ser``) call the same tile functions, so
+1 thread, N threads and the serial path give bitwise identical results.
+
+The entry points take ``threads``: ``None`` runs everything serially, an int runs the
+passes on Numba's thread pool (whose size the caller sets). The choice is made by the
+argument's *type*: Numba prunes the ``threads is not None`` branches before typing, so
+a serial run never compiles the threaded passes (compiling them costs seconds).
 
 All kernels take inputs first and written arrays last (documented per kernel), and
 trust their arguments: validation happens once, in the Python layer.
@@ -281,18 +286,30 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
                      r0, r1, dst, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss)
 
 
-def _forward_layer_body(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
-                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
-                        weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
+# Each pass below exists twice, as a serial loop and as a prange loop over the same
+# tasks. They must be distinct Python functions: Numba's on-disk cache keys entries by
+# function, not by compile options, so one function compiled both ways would share code.
+
+@jit_parallel
+def _forward_layer_par(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
+                       dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
+                       weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
     for t in prange(_n_forward_tiles(m, n_in, n_out, is_output)):
-        _forward_layer_tasks(np.int64(t), m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off,
-                             src_ld, dst, dst_off, scalars, out_code, loss_code, with_loss,
-                             with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf,
-                             d_off, row_loss)
+        _forward_layer_tasks(np.int64(t), m, n_in, n_out, is_output, code, theta, w_o, b_o,
+                             src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
+                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld,
+                             delta_buf, d_off, row_loss)
 
 
-_forward_layer_par = jit_parallel(_forward_layer_body)
-_forward_layer_ser = jit_serial(_forward_layer_body)
+@jit_serial
+def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
+                       dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
+                       weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
+    for t in range(_n_forward_tiles(m, n_in, n_out, is_output)):
+        _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
+                             src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
+                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld,
+                             delta_buf, d_off, row_loss)
 
 
 @jit_serial
@@ -308,19 +325,28 @@ def _backward_layer_tasks(t, n_wg, m, n_in, n_out, code, alpha, beta, theta, w_o
                     deltas, sc)
 
 
-def _backward_layer_body(m, n_in, n_out, with_delta_prev, code, alpha, beta, theta, w_o, b_o,
-                         src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
-    # Weight-gradient tiles and delta-recursion tiles only read delta_l and W_l, so both
-    # kinds share one parallel region (one barrier per layer instead of two).
+# Weight-gradient tiles and delta-recursion tiles only read delta_l and W_l, so both
+# kinds share one parallel region (one barrier per layer instead of two).
+@jit_parallel
+def _backward_layer_par(m, n_in, n_out, with_delta_prev, code, alpha, beta, theta, w_o, b_o,
+                        src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
     n_wg = _n_weight_grad_tiles(m, n_in, n_out)
     n_dt = _n_delta_tiles(m, n_in, n_out) if with_delta_prev else 0
     for t in prange(n_wg + n_dt):
-        _backward_layer_tasks(np.int64(t), n_wg, m, n_in, n_out, code, alpha, beta, theta, w_o, b_o,
-                              src, src_off, src_ld, deltas, d_off, p_off, grad, scalars)
+        _backward_layer_tasks(np.int64(t), n_wg, m, n_in, n_out, code, alpha, beta, theta,
+                              w_o, b_o, src, src_off, src_ld, deltas, d_off, p_off, grad,
+                              scalars)
 
 
-_backward_layer_par = jit_parallel(_backward_layer_body)
-_backward_layer_ser = jit_serial(_backward_layer_body)
+@jit_serial
+def _backward_layer_ser(m, n_in, n_out, with_delta_prev, code, alpha, beta, theta, w_o, b_o,
+                        src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
+    n_wg = _n_weight_grad_tiles(m, n_in, n_out)
+    n_dt = _n_delta_tiles(m, n_in, n_out) if with_delta_prev else 0
+    for t in range(n_wg + n_dt):
+        _backward_layer_tasks(t, n_wg, m, n_in, n_out, code, alpha, beta, theta,
+                              w_o, b_o, src, src_off, src_ld, deltas, d_off, p_off, grad,
+                              scalars)
 
 
 @jit_serial
@@ -336,13 +362,16 @@ def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
         swbuf[r] = sw[i]
 
 
-def _gather_body(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
+@jit_parallel
+def _gather_par(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
     for r in prange(m):
         _gather_row(np.int64(r), X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
 
 
-_gather_par = jit_parallel(_gather_body)
-_gather_ser = jit_serial(_gather_body)
+@jit_serial
+def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
+    for r in range(m):
+        _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
 
 
 # ---------------------------------------------------------------------------
@@ -377,20 +406,25 @@ def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, ch
     weight_sq[ch] = sq if is_weight else 0.0
 
 
-def _update_body(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
-                 theta, opt_m, opt_v, weight_sq):
+@jit_parallel
+def _update_par(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
+                theta, opt_m, opt_v, weight_sq):
     for ch in prange(chunks.shape[0]):
-        _update_chunk(np.int64(ch), opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks,
-                      grad, theta, opt_m, opt_v, weight_sq)
+        _update_chunk(np.int64(ch), opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale,
+                      chunks, grad, theta, opt_m, opt_v, weight_sq)
 
 
-_update_par = jit_parallel(_update_body)
-_update_ser = jit_serial(_update_body)
+@jit_serial
+def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
+                theta, opt_m, opt_v, weight_sq):
+    for ch in range(chunks.shape[0]):
+        _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale,
+                      chunks, grad, theta, opt_m, opt_v, weight_sq)
 
 
 @jit_serial
 def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, grad, theta,
-                 opt_m, opt_v, weight_sq, parallel):
+                 opt_m, opt_v, weight_sq, threads):
     """One optimizer step ``theta <- theta - lr * (grad + l2_scale * W)`` (or its momentum,
     Nesterov or Adam form); ``step`` is the 1-based step number (Adam's bias correction).
 
@@ -400,7 +434,7 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
     adam_lr = 0.0
     if opt_code == ADAM:
         adam_lr = lr * np.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
-    if parallel:
+    if threads is not None:
         _update_par(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                     theta, opt_m, opt_v, weight_sq)
     else:
@@ -415,7 +449,7 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
 @jit_serial
 def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                   with_loss, with_delta, weighted, src, src_off, src_ld, acts, logits, ybuf,
-                  swbuf, o_buf, o_off, o_ld, deltas, row_loss, scalars, parallel):
+                  swbuf, o_buf, o_off, o_ld, deltas, row_loss, scalars, threads):
     """Forward phase for ``m`` rows whose inputs start at ``src[src_off]`` (row stride
     ``src_ld``): activation sums and outputs layer by layer, then the output layer's
     outputs into ``o_buf`` and, when asked, its error terms and the rows' errors.
@@ -433,7 +467,7 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
             s_buf, s_off, s_ld = acts, act_off[l], n_in
         dst = logits if is_output else acts
         dst_off = 0 if is_output else act_off[l + 1]
-        if parallel:
+        if threads is not None:
             _forward_layer_par(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
                                loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
@@ -447,7 +481,7 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
 
 @jit_serial
 def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
-                   deltas, grad, scalars, parallel):
+                   deltas, grad, scalars, threads):
     """Backward phase for ``m`` rows whose output error terms are in ``deltas``: the delta
     recursion down to the first hidden layer and ``grad = alpha * dE/dtheta + beta * grad``
     (``beta`` 0 overwrites, 1 accumulates over blocks).
@@ -457,7 +491,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
     n_layers = sizes.shape[0] - 1
     for l in range(n_layers - 1, -1, -1):
         n_in, n_out = sizes[l], sizes[l + 1]
-        if parallel:
+        if threads is not None:
             _backward_layer_par(m, n_in, n_out, l > 0, hidden_code, alpha, beta, theta,
                                 w_off[l], b_off[l], acts, act_off[l], n_in, deltas,
                                 act_off[l + 1], act_off[l], grad, scalars)
@@ -471,7 +505,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss, grad,
-                            scalars, parallel):
+                            scalars, threads):
     """Error and mean gradient over the rows ``X[order[start:stop]]``.
 
     The rows are processed in blocks of ``block_rows`` (the gradient is accumulated over
@@ -496,26 +530,26 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     with_loss, input_off = True, 0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
-        if parallel:
+        if threads is not None:
             _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
         else:
             _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                       with_loss, with_gradient, weighted, acts, input_off, sizes[0], acts, logits, ybuf,
                       swbuf, acts, act_off[n_layers], n_out, deltas, row_loss, scalars,
-                      parallel)
+                      threads)
         for r in range(m):
             loss_sum += row_loss[r]
         if with_gradient:
             backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
-                           act_off, hidden_code, acts, deltas, grad, scalars, parallel)
+                           act_off, hidden_code, acts, deltas, grad, scalars, threads)
         first = False
     return loss_sum, weight_sum
 
 
 @jit_serial(no=types.boolean, any_loss=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
-                 acts, logits, scalars, parallel, out):
+                 acts, logits, scalars, threads, out):
     """Network outputs for every row of ``X`` (read in place, block by block).
 
     Written: ``out`` (``(n_rows, n_outputs)``, C-contiguous) and the work buffers.
@@ -530,7 +564,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
         m = min(n, b0 + block_rows) - b0
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, any_loss,
                       no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
-                      logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, parallel)
+                      logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
 
 
 # ---------------------------------------------------------------------------
@@ -563,7 +597,7 @@ def _all_finite(values):
 @jit_serial(with_gradient=types.boolean)
 def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 theta, sizes, w_off, b_off, act_off, chunks, hidden_code, out_code, loss_code,
-                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, parallel,
+                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, threads,
                 order, rng_state, progress, sums, epoch_data_loss, epoch_penalty,
                 acts, logits, ybuf, swbuf, deltas, row_loss, grad, scalars, weight_sq,
                 opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup):
@@ -613,7 +647,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         loss_sum, weight_sum = batch_loss_and_gradient(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off, b_off, act_off,
             hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf, swbuf, deltas,
-            row_loss, grad, scalars, parallel)
+            row_loss, grad, scalars, threads)
         rows = stop - start
         penalty = 0.0
         l2_scale = 0.0
@@ -628,7 +662,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         sums[PENALTY_SUM] += rows * penalty
         progress[STEP] += 1
         apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, progress[STEP], chunks,
-                     grad, theta, opt_m, opt_v, weight_sq, parallel)
+                     grad, theta, opt_m, opt_v, weight_sq, threads)
         if l2 > 0:
             sq = 0.0
             for ch in range(chunks.shape[0]):  # fixed order over the chunk sums

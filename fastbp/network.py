@@ -402,16 +402,19 @@ class Network:
         start = time.perf_counter()
         first_epoch = len(self.loss_curve_)
 
-        def record(epoch, data_sum, penalty_sum):
-            self.loss_curve_.append((data_sum + penalty_sum) / n)
+        def record(first, data_sums, penalty_sums):
+            losses = ((data_sums + penalty_sums) / n).tolist()
+            self.loss_curve_.extend(losses)
             if verbose:
-                print(f"epoch {epoch + 1}/{epochs}  loss {self.loss_curve_[-1]:.6g}  "
-                      f"({time.perf_counter() - start:.2f} s)", flush=True)
+                elapsed = time.perf_counter() - start
+                for k, value in enumerate(losses, start=first + 1):
+                    print(f"epoch {k}/{epochs}  loss {value:.6g}  ({elapsed:.2f} s)",
+                          flush=True)
 
         try:
             engine.train(X, Y, epochs, n if batch_size is None else batch_size, learning_rate,
                          bool(shuffle), rng_state=self._rng_state, sample_weight=sample_weight,
-                         l2=l2, on_epoch=record)
+                         l2=l2, on_epochs=record)
         finally:
             # An interrupt can land between a compiled call and its report: make the curve
             # match the parameters (the last completed epoch) whatever happened.
