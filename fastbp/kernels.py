@@ -73,34 +73,50 @@ def _cdiv(a, b):
 # Activations, their derivatives (from the outputs) and the output layer
 # ---------------------------------------------------------------------------
 
+# Each helper below branches on the activation or loss code once per span of a row,
+# then runs a tight loop: a call and a branch per element cost more than the arithmetic.
+
 @jit_serial
-def _activate(code, a):
-    if code == SIGMOID:
-        if a >= 0:
-            return 1.0 / (1.0 + np.exp(-a))
-        e = np.exp(a)
-        return e / (1.0 + e)
-    if code == TANH:
-        return np.tanh(a)
+def _activate_inplace(code, buf, off, n):
+    """``buf[off:off+n] = g(buf[off:off+n])`` for a hidden or output activation (not softmax).
+    Written: ``buf``."""
     if code == RELU:
-        return a if a > 0 else 0.0
-    if code == EXP:
-        return np.exp(a)
-    return a
+        for j in range(off, off + n):
+            if buf[j] < 0:
+                buf[j] = 0.0
+    elif code == SIGMOID:
+        for j in range(off, off + n):
+            a = buf[j]
+            e = np.exp(-abs(a))  # never overflows
+            r = 1.0 / (1.0 + e)
+            buf[j] = r if a >= 0 else e * r
+    elif code == TANH:
+        for j in range(off, off + n):
+            buf[j] = np.tanh(buf[j])
+    elif code == EXP:
+        for j in range(off, off + n):
+            buf[j] = np.exp(buf[j])
 
 
 @jit_serial
-def _derivative_from_output(code, o):
-    """``g'(a)`` written in terms of ``o = g(a)``; relu's derivative at 0 is 0."""
-    if code == SIGMOID:
-        return o * (1.0 - o)
-    if code == TANH:
-        return 1.0 - o * o
+def _scale_by_derivative(code, o, o_off, d, d_off, n):
+    """``d[d_off:d_off+n] *= g'(a)``, with ``g'`` written through the outputs ``o = g(a)``
+    (relu's derivative at 0 is 0). Written: ``d``."""
     if code == RELU:
-        return 1.0 if o > 0 else 0.0
-    if code == EXP:
-        return o
-    return 1.0
+        for j in range(n):
+            if o[o_off + j] <= 0:
+                d[d_off + j] = 0.0
+    elif code == SIGMOID:
+        for j in range(n):
+            oj = o[o_off + j]
+            d[d_off + j] *= oj * (1.0 - oj)
+    elif code == TANH:
+        for j in range(n):
+            oj = o[o_off + j]
+            d[d_off + j] *= 1.0 - oj * oj
+    elif code == EXP:
+        for j in range(n):
+            d[d_off + j] *= o[o_off + j]
 
 
 @jit_serial
@@ -115,7 +131,8 @@ def _hidden_epilogue(code, theta, b_o, buf, off, ld, rows, c0, c1):
     for r in range(rows):
         row = off + r * ld
         for c in range(c0, c1):
-            buf[row + c] = _activate(code, buf[row + c] + theta[b_o + c])
+            buf[row + c] += theta[b_o + c]
+        _activate_inplace(code, buf, row + c0, c1 - c0)
 
 
 @jit_serial
@@ -132,6 +149,8 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
         o_row = o_off + r * o_ld
         for c in range(n_out):
             logits[z_row + c] += theta[b_o + c]
+            o_buf[o_row + c] = logits[z_row + c]
+        log_total = 0.0
         if out_code == SOFTMAX:
             zmax = logits[z_row]
             for c in range(1, n_out):
@@ -145,37 +164,41 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
                 o_buf[o_row + c] /= total
             log_total = zmax + np.log(total)
         else:
-            log_total = 0.0
-            for c in range(n_out):
-                o_buf[o_row + c] = _activate(out_code, logits[z_row + c])
+            _activate_inplace(out_code, o_buf, o_row, n_out)
         if not (with_loss or with_delta):
             continue
         w = swbuf[r] if weighted else 1.0
         err = 0.0
-        for c in range(n_out):
-            z = logits[z_row + c]
-            o = o_buf[o_row + c]
-            y = ybuf[z_row + c]
-            if loss_code == MSE:
-                diff = o - y
+        if loss_code == MSE:
+            for c in range(n_out):
+                diff = o_buf[o_row + c] - ybuf[z_row + c]
                 err += 0.5 * diff * diff
-                d = diff * _derivative_from_output(out_code, o)
-            elif loss_code == CROSS_ENTROPY:
+        elif loss_code == CROSS_ENTROPY:
+            for c in range(n_out):
+                y = ybuf[z_row + c]
                 if y != 0:
-                    err -= y * (z - log_total)
-                d = o - y
-            elif loss_code == BINARY_CROSS_ENTROPY:
-                err += _softplus(z) - y * z
-                d = o - y
-            else:  # POISSON: half deviance y log(y / yhat) - y + yhat, with log(yhat) = z
+                    err -= y * (logits[z_row + c] - log_total)
+        elif loss_code == BINARY_CROSS_ENTROPY:
+            for c in range(n_out):
+                z = logits[z_row + c]
+                err += _softplus(z) - ybuf[z_row + c] * z
+        else:  # POISSON: half deviance y log(y / yhat) - y + yhat, with log(yhat) = z
+            for c in range(n_out):
+                y = ybuf[z_row + c]
                 if y > 0:
                     err += y * np.log(y)
-                err += o - y - y * z
-                d = o - y
-            if with_delta:
-                delta_buf[d_off + r * n_out + c] = d * w
+                err += o_buf[o_row + c] - y - y * logits[z_row + c]
         if with_loss:
             row_loss[r] = err * w
+        if with_delta:
+            d_row = d_off + r * n_out
+            for c in range(n_out):
+                delta_buf[d_row + c] = o_buf[o_row + c] - ybuf[z_row + c]
+            if loss_code == MSE:  # not a canonical pair unless the output is the identity
+                _scale_by_derivative(out_code, o_buf, o_row, delta_buf, d_row, n_out)
+            if weighted:
+                for c in range(n_out):
+                    delta_buf[d_row + c] *= w
 
 
 # ---------------------------------------------------------------------------
@@ -258,9 +281,8 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
             scalars)
     if code != IDENTITY:
         for r in range(r0, r1):
-            row = p_off + r * n_in
-            for c in range(c0, c1):
-                delta_prev[row + c] *= _derivative_from_output(code, o_prev[row + c])
+            row = p_off + r * n_in + c0
+            _scale_by_derivative(code, o_prev, row, delta_prev, row, c1 - c0)
 
 
 @jit_serial
@@ -351,13 +373,17 @@ def _backward_layer_ser(m, n_in, n_out, with_delta_prev, code, alpha, beta, thet
 
 @jit_serial
 def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
+    """Copy row ``order[start + r]`` of ``X``/``Y`` (and its weight) to row ``r`` of the
+    block buffers. Written: ``acts``, ``ybuf``, ``swbuf``."""
     i = order[start + r]
     n_in = X.shape[1]
-    for c in range(n_in):
-        acts[r * n_in + c] = X[i, c]
     n_out = Y.shape[1]
+    x_row = X[i]
+    y_row = Y[i]
+    for c in range(n_in):
+        acts[r * n_in + c] = x_row[c]
     for c in range(n_out):
-        ybuf[r * n_out + c] = Y[i, c]
+        ybuf[r * n_out + c] = y_row[c]
     if weighted:
         swbuf[r] = sw[i]
 
@@ -381,29 +407,47 @@ def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
 @jit_serial
 def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks,
                   grad, theta, opt_m, opt_v, weight_sq):
+    """Update ``theta[start:stop]`` of chunk ``ch`` (one branch per chunk, then a tight loop);
+    with an L2 penalty, also store the chunk's sum of squared new weights."""
     start, stop, is_weight = chunks[ch, 0], chunks[ch, 1], chunks[ch, 2]
     l2s = l2_scale if is_weight else 0.0
-    sq = 0.0
-    for i in range(start, stop):
-        g = grad[i] + l2s * theta[i]
-        if opt_code == SGD:
-            theta[i] -= lr * g
-        elif opt_code == MOMENTUM:
-            v = mu * opt_m[i] - lr * g
+    if opt_code == SGD:
+        for i in range(start, stop):
+            theta[i] -= lr * (grad[i] + l2s * theta[i])
+    elif opt_code == MOMENTUM:
+        for i in range(start, stop):
+            v = mu * opt_m[i] - lr * (grad[i] + l2s * theta[i])
             opt_m[i] = v
             theta[i] += v
-        elif opt_code == NESTEROV:
+    elif opt_code == NESTEROV:
+        for i in range(start, stop):
+            g = grad[i] + l2s * theta[i]
             v = mu * opt_m[i] - lr * g
             opt_m[i] = v
             theta[i] += mu * v - lr * g
-        else:  # ADAM
+    else:  # ADAM
+        for i in range(start, stop):
+            g = grad[i] + l2s * theta[i]
             m1 = beta1 * opt_m[i] + (1.0 - beta1) * g
             m2 = beta2 * opt_v[i] + (1.0 - beta2) * g * g
             opt_m[i] = m1
             opt_v[i] = m2
             theta[i] -= adam_lr * m1 / (np.sqrt(m2) + eps)
-        sq += theta[i] * theta[i]
-    weight_sq[ch] = sq if is_weight else 0.0
+    weight_sq[ch] = 0.0
+    if l2s > 0:
+        # Four running sums break the add-latency chain; their order is fixed.
+        s0 = s1 = s2 = s3 = 0.0
+        i = start
+        while i + 4 <= stop:
+            s0 += theta[i] * theta[i]
+            s1 += theta[i + 1] * theta[i + 1]
+            s2 += theta[i + 2] * theta[i + 2]
+            s3 += theta[i + 3] * theta[i + 3]
+            i += 4
+        while i < stop:
+            s0 += theta[i] * theta[i]
+            i += 1
+        weight_sq[ch] = (s0 + s1) + (s2 + s3)
 
 
 @jit_parallel

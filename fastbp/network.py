@@ -95,9 +95,15 @@ def _as_matrix(data, name, dtype, n_columns, n_rows=None):
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}: they must match")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    if not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
+
+
+def _all_finite(arr, rows_per_check=4096):
+    """``np.isfinite(arr).all()`` without a boolean copy of a large ``arr``."""
+    return all(np.isfinite(arr[i:i + rows_per_check]).all()
+               for i in range(0, arr.shape[0], rows_per_check))
 
 
 class Network:

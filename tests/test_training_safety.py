@@ -139,3 +139,17 @@ def test_ctrl_c_returns_quickly_and_leaves_the_last_completed_epoch():
                                                     again.weights + again.biases))
     # Training goes on normally afterwards.
     net.fit(X[:64], Y[:64], epochs=1, **kwargs)
+
+
+def test_fit_makes_no_copy_of_a_float_contiguous_X():
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 200)).astype(np.float32)  # 16 MB
+    Y = make_targets("cross_entropy", "softmax", 20000, 10, rng).astype(np.float32)
+    net = Network([200, 32, 10], "relu", "softmax", "cross_entropy", dtype=np.float32)
+    net.fit(X[:64], Y[:64], epochs=1, batch_size=32)  # compile outside the measurement
+    tracemalloc.start()
+    net.fit(X, Y, epochs=2, batch_size=128)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < X.nbytes / 8, f"fit allocated {peak / 1e6:.1f} MB for a {X.nbytes / 1e6} MB X"
