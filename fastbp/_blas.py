@@ -11,7 +11,6 @@ The BLAS must run single-threaded while kernels call it (``fastbp._threads``
 arranges that): fastbp parallelises over tiles itself, so that each tile is
 computed the same way whatever the number of threads.
 """
-import numpy as np
 from numba import types
 from numba.extending import overload
 from numba.np.linalg import _BLAS

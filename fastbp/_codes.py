@@ -14,6 +14,11 @@ OUTPUT_ACTIVATIONS = ("identity", "sigmoid", "logistic", "tanh", "relu", "softma
 MSE, CROSS_ENTROPY, BINARY_CROSS_ENTROPY, POISSON = 0, 1, 2, 3
 LOSSES = {"mse": MSE, "cross_entropy": CROSS_ENTROPY,
           "binary_cross_entropy": BINARY_CROSS_ENTROPY, "poisson": POISSON}
+# Internal variants whose *value* clips probabilities to [eps, 1 - eps] before the log, as
+# scikit-learn's log-loss does (gradients are the same: yhat - y).
+CROSS_ENTROPY_CLIPPED, BINARY_CROSS_ENTROPY_CLIPPED = 4, 5
+CLIPPED = {CROSS_ENTROPY: CROSS_ENTROPY_CLIPPED,
+           BINARY_CROSS_ENTROPY: BINARY_CROSS_ENTROPY_CLIPPED}
 
 # Losses whose output error term is exactly ``yhat - y`` only with one output activation.
 CANONICAL_OUTPUT = {"cross_entropy": ("softmax",),

@@ -15,7 +15,7 @@ writable views into it.
 import numpy as np
 
 from . import kernels
-from ._codes import ACTIVATIONS, DIVERGED, LOSSES, OPTIMIZERS
+from ._codes import ACTIVATIONS, CLIPPED, DIVERGED, LOSSES, OPTIMIZERS
 from ._rng import seed_state
 from ._threads import compiled_call_threads, resolve_n_threads
 
@@ -72,15 +72,21 @@ class Engine:
         ``float32`` or ``float64``.
     n_threads : int or None
         Numba threads for compiled calls; ``None`` uses all of Numba's threads.
+    clip_probabilities : bool
+        Report the *value* of cross_entropy/binary_cross_entropy with the probabilities
+        clipped to ``[eps, 1 - eps]`` (``eps`` of the dtype) before the log, as
+        scikit-learn does; gradients are unchanged.
     """
 
     def __init__(self, layer_sizes, hidden_activation, output_activation, loss, dtype,
-                 n_threads=None):
+                 n_threads=None, clip_probabilities=False):
         self.layer_sizes = [int(s) for s in layer_sizes]
         self.sizes = np.asarray(self.layer_sizes, dtype=np.int64)
         self.hidden_code = ACTIVATIONS[hidden_activation]
         self.output_code = ACTIVATIONS[output_activation]
         self.loss_code = LOSSES[loss]
+        if clip_probabilities:
+            self.loss_code = CLIPPED.get(self.loss_code, self.loss_code)
         self.dtype = np.dtype(dtype)
         self.n_threads = n_threads
         n_layers = len(self.layer_sizes) - 1
@@ -101,6 +107,23 @@ class Engine:
         self.grad = np.zeros(self.n_params, self.dtype)
         self._workspaces = {}
         self.set_optimizer("sgd")
+
+    # -- pickling: parameters and optimizer state travel, work buffers are rebuilt --------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name in ("_workspaces", "_backups", "grad"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        # Loaders may hand back read-only arrays (e.g. joblib's memory maps): own them.
+        state = {k: (np.array(v) if isinstance(v, np.ndarray) and not v.flags.writeable else v)
+                 for k, v in state.items()}
+        self.__dict__.update(state)
+        self._workspaces = {}
+        self.grad = np.zeros(self.n_params, self.dtype)
+        self._backups = (np.zeros(self.n_params, self.dtype), np.zeros_like(self.opt_m),
+                         np.zeros_like(self.opt_v))
 
     # -- parameters ---------------------------------------------------------------------
     @property

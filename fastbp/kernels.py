@@ -36,8 +36,9 @@ import numpy as np
 from numba import get_thread_id, prange, types
 
 from ._blas import gemm_rm
-from ._codes import (ADAM, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, DIVERGED, EXP, FINISHED,
-                     IDENTITY, MOMENTUM, MSE, NESTEROV, POISSON, RELU, RUNNING, SGD,
+from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, CROSS_ENTROPY,
+                     CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED,
+                     IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
                      SIGMOID, SOFTMAX, TANH)
 from ._config import jit_parallel, jit_serial
 from ._rng import permute_inplace
@@ -50,18 +51,21 @@ from ._rng import permute_inplace
 @jit_serial
 def tile_rows(m, k):
     """Rows per tile for an ``m x n`` output with inner dimension ``k``."""
-    # Measured (2 cores, OpenBLAS sgemm): 128-row tiles reach ~170 GFLOP/s on
-    # 256x1024x1024 products, 64-row tiles ~150; with a short inner dimension the
-    # extra tiles are worth more than the per-call efficiency.
-    if m >= 256 and k >= 512:
+    # Measured on 2 cores (single-threaded OpenBLAS sgemm per tile): 128-row tiles reach
+    # 165-180 GFLOP/s on W4's products, 64-row tiles 60-150; when the product is small the
+    # extra tiles balance the threads better than bigger tiles compute.
+    if m >= 256 and k >= 256:
         return 128
     return min(m, 64)
 
 
 @jit_serial
-def tile_cols(n):
-    """Columns per tile for an output with ``n`` columns."""
-    return min(n, 256)
+def tile_cols(n, k):
+    """Columns per tile for an output with ``n`` columns and inner dimension ``k``."""
+    # A short inner dimension (weight gradients: k = batch rows) makes each BLAS call
+    # cheap, so wider tiles amortise its packing: 512 columns measured 151-172 GFLOP/s
+    # on W4's weight gradients against 124-162 with 256.
+    return min(n, 512 if k <= 256 else 256)
 
 
 @jit_serial
@@ -182,6 +186,15 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
             for c in range(n_out):
                 z = logits[z_row + c]
                 err += _softplus(z) - ybuf[z_row + c] * z
+        elif loss_code == CROSS_ENTROPY_CLIPPED or loss_code == BINARY_CROSS_ENTROPY_CLIPPED:
+            eps = np.finfo(o_buf.dtype).eps
+            for c in range(n_out):
+                y = ybuf[z_row + c]
+                p = min(max(o_buf[o_row + c], eps), 1.0 - eps)
+                if y != 0:
+                    err -= y * np.log(p)
+                if loss_code == BINARY_CROSS_ENTROPY_CLIPPED and y != 1:
+                    err -= (1.0 - y) * np.log(1.0 - p)
         else:  # POISSON: half deviance y log(y / yhat) - y + yhat, with log(yhat) = z
             for c in range(n_out):
                 y = ybuf[z_row + c]
@@ -214,7 +227,7 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     caller finishes the rows with ``_output_rows``.
     """
     tr = tile_rows(m, n_in)
-    tc = n_out if is_output else tile_cols(n_out)
+    tc = n_out if is_output else tile_cols(n_out, n_in)
     n_col_tiles = _cdiv(n_out, tc)
     r0 = (t // n_col_tiles) * tr
     c0 = (t % n_col_tiles) * tc
@@ -230,7 +243,7 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
 
 @jit_serial
 def _n_forward_tiles(m, n_in, n_out, is_output):
-    tc = n_out if is_output else tile_cols(n_out)
+    tc = n_out if is_output else tile_cols(n_out, n_in)
     return _cdiv(m, tile_rows(m, n_in)) * _cdiv(n_out, tc)
 
 
@@ -241,7 +254,7 @@ def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
     row block also own their columns of ``db = alpha * sum_rows delta + beta * db``.
     Writes ``grad`` (and ``scalars``)."""
     tr = tile_rows(n_in, m)
-    tc = tile_cols(n_out)
+    tc = tile_cols(n_out, m)
     n_col_tiles = _cdiv(n_out, tc)
     i0 = (t // n_col_tiles) * tr
     c0 = (t % n_col_tiles) * tc
@@ -251,16 +264,48 @@ def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
     gemm_rm(trans, no_trans, i1 - i0, c1 - c0, m, alpha, src, src_off + i0, src_ld,
             delta, d_off + c0, n_out, beta, grad, w_o + i0 * n_out + c0, n_out, scalars)
     if i0 == 0:
-        for c in range(c0, c1):
-            s = 0.0
-            for r in range(m):  # fixed order: the same bits on every thread count
-                s += delta[d_off + r * n_out + c]
-            grad[b_o + c] = alpha * s + (beta * grad[b_o + c] if beta != 0 else 0.0)
+        _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o)
+
+
+@jit_serial
+def _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o):
+    """``db[c] = alpha * sum_r delta[r, c] + beta * db[c]`` for ``c0 <= c < c1``.
+
+    Each column is summed over the rows in order (the same bits on every thread count);
+    eight columns at a time, so that the walk down the row-major ``delta`` reads whole
+    cache lines instead of one value per row. Written: ``grad``.
+    """
+    c = c0
+    while c < c1:
+        width = min(8, c1 - c)
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        for r in range(m):
+            base = d_off + r * n_out + c
+            s0 += delta[base]
+            if width > 1:
+                s1 += delta[base + 1]
+            if width > 2:
+                s2 += delta[base + 2]
+            if width > 3:
+                s3 += delta[base + 3]
+            if width > 4:
+                s4 += delta[base + 4]
+            if width > 5:
+                s5 += delta[base + 5]
+            if width > 6:
+                s6 += delta[base + 6]
+            if width > 7:
+                s7 += delta[base + 7]
+        for j, s in enumerate((s0, s1, s2, s3, s4, s5, s6, s7)):
+            if j < width:
+                old = grad[b_o + c + j]
+                grad[b_o + c + j] = alpha * s + (beta * old if beta != 0 else 0.0)
+        c += 8
 
 
 @jit_serial
 def _n_weight_grad_tiles(m, n_in, n_out):
-    return _cdiv(n_in, tile_rows(n_in, m)) * _cdiv(n_out, tile_cols(n_out))
+    return _cdiv(n_in, tile_rows(n_in, m)) * _cdiv(n_out, tile_cols(n_out, m))
 
 
 @jit_serial(trans=types.boolean, no_trans=types.boolean)
@@ -269,7 +314,7 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
     """Tile ``t`` of the delta recursion ``delta_prev = g'(o_prev) * (delta @ W^T)``.
     Writes ``delta_prev`` (and ``scalars``)."""
     tr = tile_rows(m, n_out)
-    tc = tile_cols(n_in)
+    tc = tile_cols(n_in, n_out)
     n_col_tiles = _cdiv(n_in, tc)
     r0 = (t // n_col_tiles) * tr
     c0 = (t % n_col_tiles) * tc
@@ -287,7 +332,7 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
 
 @jit_serial
 def _n_delta_tiles(m, n_in, n_out):
-    return _cdiv(m, tile_rows(m, n_out)) * _cdiv(n_in, tile_cols(n_in))
+    return _cdiv(m, tile_rows(m, n_out)) * _cdiv(n_in, tile_cols(n_in, n_out))
 
 
 # ---------------------------------------------------------------------------
@@ -335,16 +380,22 @@ def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, sr
 
 
 @jit_serial
-def _backward_layer_tasks(t, n_wg, m, n_in, n_out, code, alpha, beta, theta, w_o, b_o,
+def _backward_layer_tasks(t, n_wg, n_dt, m, n_in, n_out, code, alpha, beta, theta, w_o, b_o,
                           src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
+    """Task ``t`` of a backward region: the ``n_dt`` delta tiles are spread evenly among the
+    ``n_wg`` weight-gradient tiles (slot ``t`` holds a delta tile when ``t * n_dt // total``
+    steps up), because the thread pool hands out contiguous runs of tasks and the two
+    kinds differ in cost. The mapping is fixed, so each tile's bits never change."""
     tid = get_thread_id()
     sc = scalars[2 * tid:2 * tid + 2]
-    if t < n_wg:
-        _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld, deltas,
-                          d_off, grad, w_o, b_o, sc)
+    total = n_wg + n_dt
+    deltas_before = (t * n_dt) // total
+    if ((t + 1) * n_dt) // total > deltas_before:
+        _delta_tile(deltas_before, m, n_in, n_out, code, theta, w_o, deltas, d_off, src,
+                    p_off, deltas, sc)
     else:
-        _delta_tile(t - n_wg, m, n_in, n_out, code, theta, w_o, deltas, d_off, src, p_off,
-                    deltas, sc)
+        _weight_grad_tile(t - deltas_before, m, n_in, n_out, alpha, beta, src, src_off,
+                          src_ld, deltas, d_off, grad, w_o, b_o, sc)
 
 
 # Weight-gradient tiles and delta-recursion tiles only read delta_l and W_l, so both
@@ -355,7 +406,7 @@ def _backward_layer_par(m, n_in, n_out, with_delta_prev, code, alpha, beta, thet
     n_wg = _n_weight_grad_tiles(m, n_in, n_out)
     n_dt = _n_delta_tiles(m, n_in, n_out) if with_delta_prev else 0
     for t in prange(n_wg + n_dt):
-        _backward_layer_tasks(np.int64(t), n_wg, m, n_in, n_out, code, alpha, beta, theta,
+        _backward_layer_tasks(np.int64(t), n_wg, n_dt, m, n_in, n_out, code, alpha, beta, theta,
                               w_o, b_o, src, src_off, src_ld, deltas, d_off, p_off, grad,
                               scalars)
 
@@ -366,7 +417,7 @@ def _backward_layer_ser(m, n_in, n_out, with_delta_prev, code, alpha, beta, thet
     n_wg = _n_weight_grad_tiles(m, n_in, n_out)
     n_dt = _n_delta_tiles(m, n_in, n_out) if with_delta_prev else 0
     for t in range(n_wg + n_dt):
-        _backward_layer_tasks(t, n_wg, m, n_in, n_out, code, alpha, beta, theta,
+        _backward_layer_tasks(t, n_wg, n_dt, m, n_in, n_out, code, alpha, beta, theta,
                               w_o, b_o, src, src_off, src_ld, deltas, d_off, p_off, grad,
                               scalars)
 

@@ -46,7 +46,7 @@ def test_tiles_depend_on_shape_only():
     assert tile_rows(256, 1024) == 128
     assert tile_rows(128, 784) == 64
     assert tile_rows(4, 2) == 4
-    assert tile_cols(1024) == 256 and tile_cols(10) == 10
+    assert tile_cols(1024, 784) == 256 and tile_cols(1024, 256) == 512 and tile_cols(10, 64) == 10
 
 
 def test_compiled_and_python_shuffles_agree():

@@ -211,3 +211,19 @@ def test_verbose_prints_one_line_per_epoch(capsys, rng):
     net.fit(rng.standard_normal((8, 2)), rng.standard_normal((8, 1)), epochs=3, verbose=True)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].startswith("epoch 1/3  loss ")
+
+
+def test_pickled_network_predicts_and_trains_on_identically(rng):
+    import pickle
+    X = rng.standard_normal((64, 5))
+    Y = make_targets("cross_entropy", "softmax", 64, 3, rng)
+    net = Network([5, 16, 3], "relu", "softmax", "cross_entropy", random_state=0)
+    net.fit(X, Y, epochs=2, batch_size=8)
+    blob = pickle.dumps(net)
+    assert len(blob) < 4 * net._engine.theta.nbytes + 4000  # no work buffers inside
+    copy = pickle.loads(blob)
+    np.testing.assert_array_equal(copy.predict(X), net.predict(X))
+    net.fit(X, Y, epochs=2, batch_size=8)
+    copy.fit(X, Y, epochs=2, batch_size=8)
+    assert max_rel_diff(copy.weights + copy.biases, net.weights + net.biases) == 0.0
+    assert copy.loss_curve_ == net.loss_curve_
