@@ -14,6 +14,7 @@ computed the same way whatever the number of threads.
 from numba import types
 from numba.extending import overload
 from numba.np.linalg import _BLAS
+from numba.np.numpy_support import as_dtype
 
 from ._config import jit_serial
 
@@ -42,6 +43,21 @@ def _xxgemm_impl(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
 
     def impl(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
         return fn(kind, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    return impl
+
+
+def cast_like(x, arr):
+    """``x`` as a scalar of ``arr``'s dtype (nopython only): keeps float32 loops in float32."""
+    raise NotImplementedError  # only the nopython overload below exists
+
+
+@overload(cast_like, jit_options={"nogil": True})
+def _cast_like_impl(x, arr):
+    scalar = as_dtype(arr.dtype).type
+
+    def impl(x, arr):
+        return scalar(x)
 
     return impl
 

@@ -35,7 +35,7 @@ trust their arguments: validation happens once, in the Python layer.
 import numpy as np
 from numba import get_thread_id, prange, types
 
-from ._blas import gemm_rm
+from ._blas import cast_like, gemm_rm
 from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, CROSS_ENTROPY,
                      CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED,
                      IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
@@ -85,9 +85,10 @@ def _activate_inplace(code, buf, off, n):
     """``buf[off:off+n] = g(buf[off:off+n])`` for a hidden or output activation (not softmax).
     Written: ``buf``."""
     if code == RELU:
+        zero = cast_like(0.0, buf)  # a select in the buffer's precision: vectorises
         for j in range(off, off + n):
-            if buf[j] < 0:
-                buf[j] = 0.0
+            v = buf[j]
+            buf[j] = v if v > 0 else zero
     elif code == SIGMOID:
         for j in range(off, off + n):
             a = buf[j]
@@ -107,9 +108,9 @@ def _scale_by_derivative(code, o, o_off, d, d_off, n):
     """``d[d_off:d_off+n] *= g'(a)``, with ``g'`` written through the outputs ``o = g(a)``
     (relu's derivative at 0 is 0). Written: ``d``."""
     if code == RELU:
+        zero = cast_like(0.0, d)  # a select in the buffer's precision: vectorises
         for j in range(n):
-            if o[o_off + j] <= 0:
-                d[d_off + j] = 0.0
+            d[d_off + j] = d[d_off + j] if o[o_off + j] > 0 else zero
     elif code == SIGMOID:
         for j in range(n):
             oj = o[o_off + j]
@@ -134,9 +135,15 @@ def _hidden_epilogue(code, theta, b_o, buf, off, ld, rows, c0, c1):
     """``buf[r, c] = g(buf[r, c] + b[c])`` for a tile (in place)."""
     for r in range(rows):
         row = off + r * ld
-        for c in range(c0, c1):
-            buf[row + c] += theta[b_o + c]
-        _activate_inplace(code, buf, row + c0, c1 - c0)
+        if code == RELU:  # the common case in one pass over the tile
+            zero = cast_like(0.0, buf)
+            for c in range(c0, c1):
+                v = buf[row + c] + theta[b_o + c]
+                buf[row + c] = v if v > 0 else zero
+        else:
+            for c in range(c0, c1):
+                buf[row + c] += theta[b_o + c]
+            _activate_inplace(code, buf, row + c0, c1 - c0)
 
 
 @jit_serial
@@ -461,7 +468,11 @@ def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, ch
     """Update ``theta[start:stop]`` of chunk ``ch`` (one branch per chunk, then a tight loop);
     with an L2 penalty, also store the chunk's sum of squared new weights."""
     start, stop, is_weight = chunks[ch, 0], chunks[ch, 1], chunks[ch, 2]
-    l2s = l2_scale if is_weight else 0.0
+    # Arithmetic in theta's precision (as NumPy does for float32 arrays and Python floats);
+    # float64 scalars would turn every float32 loop into conversions and half-width vectors.
+    l2s = cast_like(l2_scale if is_weight else 0.0, theta)
+    lr = cast_like(lr, theta)
+    mu = cast_like(mu, theta)
     if opt_code == SGD:
         for i in range(start, stop):
             theta[i] -= lr * (grad[i] + l2s * theta[i])
@@ -477,13 +488,16 @@ def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, ch
             opt_m[i] = v
             theta[i] += mu * v - lr * g
     else:  # ADAM
+        b1, c1 = cast_like(beta1, theta), cast_like(1.0 - beta1, theta)
+        b2, c2 = cast_like(beta2, theta), cast_like(1.0 - beta2, theta)
+        step_size, eps_t = cast_like(adam_lr, theta), cast_like(eps, theta)
         for i in range(start, stop):
             g = grad[i] + l2s * theta[i]
-            m1 = beta1 * opt_m[i] + (1.0 - beta1) * g
-            m2 = beta2 * opt_v[i] + (1.0 - beta2) * g * g
+            m1 = b1 * opt_m[i] + c1 * g
+            m2 = b2 * opt_v[i] + c2 * g * g
             opt_m[i] = m1
             opt_v[i] = m2
-            theta[i] -= adam_lr * m1 / (np.sqrt(m2) + eps)
+            theta[i] -= step_size * m1 / (np.sqrt(m2) + eps_t)
     weight_sq[ch] = 0.0
     if l2s > 0:
         # Four running sums break the add-latency chain; their order is fixed.
