@@ -73,6 +73,25 @@ def _cdiv(a, b):
     return (a + b - 1) // b
 
 
+@jit_serial
+def _n_tiles(rows, cols, inner, whole_rows):
+    """Number of tiles of a ``rows x cols`` product with inner dimension ``inner``
+    (``whole_rows``: one tile spans every column, as the output layer needs)."""
+    tc = cols if whole_rows else tile_cols(cols, inner)
+    return _cdiv(rows, tile_rows(rows, inner)) * _cdiv(cols, tc)
+
+
+@jit_serial
+def _tile_bounds(t, rows, cols, inner, whole_rows):
+    """``(r0, r1, c0, c1)``: the rows and columns of tile ``t`` (tiles numbered row-major)."""
+    tr = tile_rows(rows, inner)
+    tc = cols if whole_rows else tile_cols(cols, inner)
+    n_col_tiles = _cdiv(cols, tc)
+    r0 = (t // n_col_tiles) * tr
+    c0 = (t % n_col_tiles) * tc
+    return r0, min(rows, r0 + tr), c0, min(cols, c0 + tc)
+
+
 # ---------------------------------------------------------------------------
 # Activations, their derivatives (from the outputs) and the output layer
 # ---------------------------------------------------------------------------
@@ -233,13 +252,8 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     For the output layer the tile spans whole rows (``dst`` is ``logits``) and the
     caller finishes the rows with ``_output_rows``.
     """
-    tr = tile_rows(m, n_in)
-    tc = n_out if is_output else tile_cols(n_out, n_in)
-    n_col_tiles = _cdiv(n_out, tc)
-    r0 = (t // n_col_tiles) * tr
-    c0 = (t % n_col_tiles) * tc
-    rows = min(m, r0 + tr) - r0
-    c1 = min(n_out, c0 + tc)
+    r0, r1, c0, c1 = _tile_bounds(t, m, n_out, n_in, is_output)
+    rows = r1 - r0
     no_trans = False
     gemm_rm(no_trans, no_trans, rows, c1 - c0, n_in, 1.0, src, src_off + r0 * src_ld, src_ld,
             theta, w_o + c0, n_out, 0.0, dst, dst_off + r0 * n_out + c0, n_out, scalars)
@@ -248,26 +262,14 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     return r0, r0 + rows
 
 
-@jit_serial
-def _n_forward_tiles(m, n_in, n_out, is_output):
-    tc = n_out if is_output else tile_cols(n_out, n_in)
-    return _cdiv(m, tile_rows(m, n_in)) * _cdiv(n_out, tc)
-
-
 @jit_serial(trans=types.boolean, no_trans=types.boolean)
 def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
                       delta, d_off, grad, w_o, b_o, scalars):
     """Tile ``t`` of ``dW = alpha * o_prev^T @ delta + beta * dW``; the tiles of the first
     row block also own their columns of ``db = alpha * sum_rows delta + beta * db``.
     Writes ``grad`` (and ``scalars``)."""
-    tr = tile_rows(n_in, m)
-    tc = tile_cols(n_out, m)
-    n_col_tiles = _cdiv(n_out, tc)
-    i0 = (t // n_col_tiles) * tr
-    c0 = (t % n_col_tiles) * tc
-    i1 = min(n_in, i0 + tr)
-    c1 = min(n_out, c0 + tc)
     trans, no_trans = True, False
+    i0, i1, c0, c1 = _tile_bounds(t, n_in, n_out, m, no_trans)
     gemm_rm(trans, no_trans, i1 - i0, c1 - c0, m, alpha, src, src_off + i0, src_ld,
             delta, d_off + c0, n_out, beta, grad, w_o + i0 * n_out + c0, n_out, scalars)
     if i0 == 0:
@@ -310,9 +312,16 @@ def _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o):
         c += 8
 
 
-@jit_serial
+@jit_serial(no=types.boolean)
 def _n_weight_grad_tiles(m, n_in, n_out):
-    return _cdiv(n_in, tile_rows(n_in, m)) * _cdiv(n_out, tile_cols(n_out, m))
+    no = False
+    return _n_tiles(n_in, n_out, m, no)
+
+
+@jit_serial(no=types.boolean)
+def _n_delta_tiles(m, n_in, n_out):
+    no = False
+    return _n_tiles(m, n_in, n_out, no)
 
 
 @jit_serial(trans=types.boolean, no_trans=types.boolean)
@@ -320,14 +329,8 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
                 delta_prev, scalars):
     """Tile ``t`` of the delta recursion ``delta_prev = g'(o_prev) * (delta @ W^T)``.
     Writes ``delta_prev`` (and ``scalars``)."""
-    tr = tile_rows(m, n_out)
-    tc = tile_cols(n_in, n_out)
-    n_col_tiles = _cdiv(n_in, tc)
-    r0 = (t // n_col_tiles) * tr
-    c0 = (t % n_col_tiles) * tc
-    r1 = min(m, r0 + tr)
-    c1 = min(n_in, c0 + tc)
     trans, no_trans = True, False
+    r0, r1, c0, c1 = _tile_bounds(t, m, n_in, n_out, no_trans)
     gemm_rm(no_trans, trans, r1 - r0, c1 - c0, n_out, 1.0, delta, d_off + r0 * n_out, n_out,
             theta, w_o + c0 * n_out, n_out, 0.0, delta_prev, p_off + r0 * n_in + c0, n_in,
             scalars)
@@ -335,11 +338,6 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
         for r in range(r0, r1):
             row = p_off + r * n_in + c0
             _scale_by_derivative(code, o_prev, row, delta_prev, row, c1 - c0)
-
-
-@jit_serial
-def _n_delta_tiles(m, n_in, n_out):
-    return _cdiv(m, tile_rows(m, n_out)) * _cdiv(n_in, tile_cols(n_in, n_out))
 
 
 # ---------------------------------------------------------------------------
@@ -368,7 +366,7 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
 def _forward_layer_par(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
                        weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
-    for t in prange(_n_forward_tiles(m, n_in, n_out, is_output)):
+    for t in prange(_n_tiles(m, n_out, n_in, is_output)):
         _forward_layer_tasks(np.int64(t), m, n_in, n_out, is_output, code, theta, w_o, b_o,
                              src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
                              with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld,
@@ -379,7 +377,7 @@ def _forward_layer_par(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, sr
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
                        weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
-    for t in range(_n_forward_tiles(m, n_in, n_out, is_output)):
+    for t in range(_n_tiles(m, n_out, n_in, is_output)):
         _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
                              src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
                              with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld,

@@ -227,3 +227,12 @@ def test_pickled_network_predicts_and_trains_on_identically(rng):
     copy.fit(X, Y, epochs=2, batch_size=8)
     assert max_rel_diff(copy.weights + copy.biases, net.weights + net.biases) == 0.0
     assert copy.loss_curve_ == net.loss_curve_
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import fastbp.network
+
+    result = doctest.testmod(fastbp.network)
+    assert result.attempted > 0 and result.failed == 0
