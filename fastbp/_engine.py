@@ -12,6 +12,8 @@ shape ``(layer_sizes[l], layer_sizes[l+1])``, then ``b_l``. ``weights``/``biases
 writable views into it.
 """
 
+import threading
+
 import numpy as np
 
 from . import kernels
@@ -106,12 +108,15 @@ class Engine:
         self.theta = np.zeros(self.n_params, self.dtype)
         self.grad = np.zeros(self.n_params, self.dtype)
         self._workspaces = {}
+        # Compiled calls share the work buffers: one call at a time per engine (calls on
+        # different networks still run concurrently; the kernels release the GIL).
+        self._lock = threading.RLock()
         self.set_optimizer("sgd")
 
     # -- pickling: parameters and optimizer state travel, work buffers are rebuilt --------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_workspaces", "_backups", "grad"):
+        for name in ("_workspaces", "_backups", "grad", "_lock"):
             state.pop(name, None)
         return state
 
@@ -121,6 +126,7 @@ class Engine:
                  for k, v in state.items()}
         self.__dict__.update(state)
         self._workspaces = {}
+        self._lock = threading.RLock()
         self.grad = np.zeros(self.n_params, self.dtype)
         self._backups = (np.zeros(self.n_params, self.dtype), np.zeros_like(self.opt_m),
                          np.zeros_like(self.opt_v))
@@ -199,8 +205,8 @@ class Engine:
         if n == 0:
             return out
         rows = min(n, MAX_BLOCK_ROWS)
-        ws = self._workspace(rows)
-        with compiled_call_threads(self.n_threads):
+        with self._lock, compiled_call_threads(self.n_threads):
+            ws = self._workspace(rows)
             kernels.predict_rows(X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off,
                                  self.hidden_code, self.output_code, rows, ws.acts, ws.logits,
                                  ws.scalars, self._threads(rows), out)
@@ -209,10 +215,10 @@ class Engine:
     def _loss_sum(self, X, Y, sample_weight, with_gradient):
         n = X.shape[0]
         rows = min(n, MAX_BLOCK_ROWS)
-        ws = self._workspace(rows)
         weighted = sample_weight is not None
         sw = sample_weight if weighted else self._no_weights()
-        with compiled_call_threads(self.n_threads):
+        with self._lock, compiled_call_threads(self.n_threads):
+            ws = self._workspace(rows)
             return kernels.batch_loss_and_gradient(
                 X, Y, sw, weighted, np.arange(n, dtype=np.int64), 0, n, with_gradient,
                 self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
@@ -236,8 +242,9 @@ class Engine:
         grad : ndarray
             New flat array laid out like ``theta``: the gradient of ``data_loss + penalty``.
         """
-        loss_sum, weight_sum = self._loss_sum(X, Y, sample_weight, True)
-        grad = self.grad.copy()
+        with self._lock:  # self.grad is shared: copy it before another call overwrites it
+            loss_sum, weight_sum = self._loss_sum(X, Y, sample_weight, True)
+            grad = self.grad.copy()
         penalty = 0.0
         if l2 > 0:
             penalty = 0.5 * l2 * self.weight_sq_norm() / weight_sum
@@ -306,6 +313,7 @@ class Engine:
         threads = self._threads(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0
+        self._lock.acquire()
         try:
             while progress[kernels.EPOCHS_DONE] < epochs:
                 with compiled_call_threads(self.n_threads):
@@ -336,6 +344,7 @@ class Engine:
                 progress[kernels.STEP] = progress[kernels.STEP_AT_EPOCH_START]
             raise
         finally:
+            self._lock.release()
             self.step = int(progress[kernels.STEP])
             self.epochs_done = int(progress[kernels.EPOCHS_DONE])
             self.last_data_sums = data_sums[:self.epochs_done]

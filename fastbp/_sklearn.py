@@ -34,9 +34,7 @@ loudly instead of silently changing results.
 Docstrings of the estimators are scikit-learn's (BSD-3-Clause, the scikit-learn developers),
 with the summary and example adapted.
 """
-import threading
 import warnings
-import weakref
 
 import numpy as np
 import scipy.optimize
@@ -125,19 +123,6 @@ class _LearningRateSchedule:
         if verbose:
             print(msg + " Setting learning rate to %f" % self.learning_rate)
         return False
-
-
-_PREDICT_LOCKS = weakref.WeakKeyDictionary()
-_PREDICT_LOCKS_GUARD = threading.Lock()
-
-
-def _predict_lock(engine):
-    """The lock serialising predictions through ``engine``'s work buffers."""
-    with _PREDICT_LOCKS_GUARD:
-        lock = _PREDICT_LOCKS.get(engine)
-        if lock is None:
-            lock = _PREDICT_LOCKS[engine] = threading.Lock()
-    return lock
 
 
 def _as_engine_array(X, dtype):
@@ -607,12 +592,9 @@ class _EngineMLPMixin:
 
         engine = getattr(self, "_engine", None)
         if self._engine_in_sync(engine) and np.dtype(engine.dtype) == out_dtype:
-            X = _as_engine_array(X, engine.dtype)
-            # The engine predicts through its own work buffers: one prediction at a time
-            # per engine keeps concurrent predict() calls on one model (as in a server)
-            # correct, as they are with scikit-learn.
-            with _predict_lock(engine):
-                return engine.predict(X)
+            # The engine serialises calls through its work buffers, so concurrent predict()
+            # calls on one model (as in a server) stay correct, as with scikit-learn.
+            return engine.predict(_as_engine_array(X, engine.dtype))
         # Weights not owned by an engine of this dtype (unpickled model, weights set by
         # hand, float64 X on a float32 model): a throw-away engine, so that predicting
         # never changes the estimator's state.

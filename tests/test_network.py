@@ -236,3 +236,13 @@ def test_docstring_example_runs():
 
     result = doctest.testmod(fastbp.network)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_concurrent_predictions_on_one_network_are_exact(rng):
+    from concurrent.futures import ThreadPoolExecutor
+    net = Network([20, 64, 5], "relu", "softmax", "cross_entropy", random_state=0)
+    inputs = [rng.standard_normal((n, 20)) for n in (7, 300, 1500, 33) * 4]
+    expected = [net.predict(X) for X in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(net.predict, inputs))
+    assert all(np.array_equal(a, b) for a, b in zip(results, expected))
