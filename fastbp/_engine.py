@@ -254,7 +254,7 @@ class Engine:
 
     # -- training ---------------------------------------------------------------------------
     def train(self, X, Y, epochs, batch_size, learning_rate, shuffle, rng_state=None,
-              order=None, sample_weight=None, l2=0.0, on_epochs=None):
+              order=None, sample_weight=None, l2=0.0, on_epochs=None, epoch_per_call=False):
         """Train for ``epochs`` epochs with the current optimizer.
 
         Parameters
@@ -277,6 +277,9 @@ class Engine:
             with the sums of the epochs completed since the last report, ``first`` being
             the index of the first of them (one call per chunk, not per epoch: tiny
             networks run millions of epochs).
+        epoch_per_call : bool
+            End every compiled call at the end of an epoch at the latest, so that
+            ``on_epochs`` reports each epoch as it completes (verbose progress).
 
         Returns
         -------
@@ -310,6 +313,8 @@ class Engine:
         penalty_sums = np.zeros(epochs, np.float64)
         flops_per_step = 6.0 * self.n_params * batch_size
         max_steps = max(1, int(FLOPS_PER_CALL / flops_per_step))
+        if epoch_per_call:
+            max_steps = min(max_steps, -(-n // batch_size))
         threads = self._threads(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0

@@ -420,7 +420,7 @@ class Network:
         try:
             engine.train(X, Y, epochs, n if batch_size is None else batch_size, learning_rate,
                          bool(shuffle), rng_state=self._rng_state, sample_weight=sample_weight,
-                         l2=l2, on_epochs=record)
+                         l2=l2, on_epochs=record, epoch_per_call=verbose)
         finally:
             # An interrupt can land between a compiled call and its report: make the curve
             # match the parameters (the last completed epoch) whatever happened.
