@@ -50,6 +50,8 @@ def main(argv=None):
     fit_args = dict(epochs=args.epochs, learning_rate=args.learning_rate,
                     batch_size=args.batch_size, random_state=0)
 
+    print("training with fastbp (its first use on a machine compiles the kernels, about "
+          "15 s; later runs load them from Numba's cache)", flush=True)
     start = time.perf_counter()
     net.fit(X, Y, verbose=True, **fit_args)
     t_fast = time.perf_counter() - start
