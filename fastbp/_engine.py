@@ -297,7 +297,6 @@ class Engine:
         n = X.shape[0]
         batch_size = min(int(batch_size), n)
         rows = min(batch_size, MAX_BLOCK_ROWS)
-        ws = self._workspace(rows)
         weighted = sample_weight is not None
         sw = sample_weight if weighted else self._no_weights()
         if order is None:
@@ -318,7 +317,8 @@ class Engine:
         threads = self._threads(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0
-        self._lock.acquire()
+        self._lock.acquire()  # the work buffers are this engine's: one call at a time
+        ws = self._workspace(rows)
         try:
             while progress[kernels.EPOCHS_DONE] < epochs:
                 with compiled_call_threads(self.n_threads):

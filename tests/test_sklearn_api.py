@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
 
 import scipy.sparse as sp  # noqa: E402
 from sklearn import neural_network as sk  # noqa: E402
@@ -116,7 +116,7 @@ def test_same_fitted_attribute_names(solver, early_stopping):
 
 
 def test_feature_names_pandas():
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="pandas is optional; the test extra installs it")
     df = pd.DataFrame(X_DIGITS, columns=["px%d" % i for i in range(64)])
     ours = _quiet_fit(fb.MLPClassifier(max_iter=3, random_state=0), df, Y_DIGITS)
     ref = _quiet_fit(sk.MLPClassifier(max_iter=3, random_state=0), df, Y_DIGITS)
@@ -134,7 +134,7 @@ def test_feature_names_pandas():
 
 
 def test_string_and_pandas_targets():
-    pd = pytest.importorskip("pandas")
+    pd = pytest.importorskip("pandas", reason="pandas is optional; the test extra installs it")
     labels = np.array(["cat", "dog", "eel"])[Y_DIGITS % 3]
     ours = _quiet_fit(fb.MLPClassifier(max_iter=5, random_state=0), X_DIGITS,
                       pd.Series(labels))

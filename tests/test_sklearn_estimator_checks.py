@@ -12,7 +12,7 @@ import warnings
 
 import pytest
 
-pytest.importorskip("sklearn")
+pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
 
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
