@@ -65,20 +65,22 @@ def _cast_like_impl(x, arr):
 @jit_serial
 def _gemm_loops(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
                 beta, c, c_off, ldc):
+    # Rows are indexed through views from 0, so that Numba emits no negative-index
+    # fix-up and LLVM vectorises the inner loops.
     for i in range(m):
-        row = c_off + i * ldc
+        c_row = c[c_off + i * ldc:c_off + i * ldc + n]
         for j in range(n):
-            c[row + j] = c[row + j] * beta if beta != 0 else 0.0
+            c_row[j] = c_row[j] * beta if beta != 0 else 0.0
         for p in range(k):
             a_ip = a[a_off + p * lda + i] if trans_a else a[a_off + i * lda + p]
             s = alpha * a_ip
             if trans_b:
                 for j in range(n):
-                    c[row + j] += s * b[b_off + j * ldb + p]
+                    c_row[j] += s * b[b_off + j * ldb + p]
             else:
-                brow = b_off + p * ldb
+                b_row = b[b_off + p * ldb:b_off + p * ldb + n]
                 for j in range(n):
-                    c[row + j] += s * b[brow + j]
+                    c_row[j] += s * b_row[j]
 
 
 @jit_serial

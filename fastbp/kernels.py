@@ -98,49 +98,55 @@ def _tile_bounds(t, rows, cols, inner, whole_rows):
 
 # Each helper below branches on the activation or loss code once per span of a row,
 # then runs a tight loop: a call and a branch per element cost more than the arithmetic.
+# Element loops index a view from 0 (``v = buf[off:off + n]; v[j]``): with an index that
+# may be negative Numba emits its wrap-around fix-up per element, and LLVM then does not
+# vectorise the loop (measured 4.6x slower on a 64-wide row of multiply-adds).
 
 @jit_serial
 def _activate_inplace(code, buf, off, n):
     """``buf[off:off+n] = g(buf[off:off+n])`` for a hidden or output activation (not softmax).
     Written: ``buf``."""
+    span = buf[off:off + n]
     if code == RELU:
         zero = cast_like(0.0, buf)  # a select in the buffer's precision: vectorises
-        for j in range(off, off + n):
-            v = buf[j]
-            buf[j] = v if v > 0 else zero
+        for j in range(n):
+            v = span[j]
+            span[j] = v if v > 0 else zero
     elif code == SIGMOID:
-        for j in range(off, off + n):
-            a = buf[j]
+        for j in range(n):
+            a = span[j]
             e = np.exp(-abs(a))  # never overflows
             r = 1.0 / (1.0 + e)
-            buf[j] = r if a >= 0 else e * r
+            span[j] = r if a >= 0 else e * r
     elif code == TANH:
-        for j in range(off, off + n):
-            buf[j] = np.tanh(buf[j])
+        for j in range(n):
+            span[j] = np.tanh(span[j])
     elif code == EXP:
-        for j in range(off, off + n):
-            buf[j] = np.exp(buf[j])
+        for j in range(n):
+            span[j] = np.exp(span[j])
 
 
 @jit_serial
 def _scale_by_derivative(code, o, o_off, d, d_off, n):
     """``d[d_off:d_off+n] *= g'(a)``, with ``g'`` written through the outputs ``o = g(a)``
     (relu's derivative at 0 is 0). Written: ``d``."""
+    out = o[o_off:o_off + n]
+    err = d[d_off:d_off + n]
     if code == RELU:
         zero = cast_like(0.0, d)  # a select in the buffer's precision: vectorises
         for j in range(n):
-            d[d_off + j] = d[d_off + j] if o[o_off + j] > 0 else zero
+            err[j] = err[j] if out[j] > 0 else zero
     elif code == SIGMOID:
         for j in range(n):
-            oj = o[o_off + j]
-            d[d_off + j] *= oj * (1.0 - oj)
+            oj = out[j]
+            err[j] *= oj * (1.0 - oj)
     elif code == TANH:
         for j in range(n):
-            oj = o[o_off + j]
-            d[d_off + j] *= 1.0 - oj * oj
+            oj = out[j]
+            err[j] *= 1.0 - oj * oj
     elif code == EXP:
         for j in range(n):
-            d[d_off + j] *= o[o_off + j]
+            err[j] *= out[j]
 
 
 @jit_serial
@@ -152,17 +158,20 @@ def _softplus(a):
 @jit_serial
 def _hidden_epilogue(code, theta, b_o, buf, off, ld, rows, c0, c1):
     """``buf[r, c] = g(buf[r, c] + b[c])`` for a tile (in place)."""
+    n = c1 - c0
+    bias = theta[b_o + c0:b_o + c1]
     for r in range(rows):
         row = off + r * ld
+        span = buf[row + c0:row + c1]
         if code == RELU:  # the common case in one pass over the tile
             zero = cast_like(0.0, buf)
-            for c in range(c0, c1):
-                v = buf[row + c] + theta[b_o + c]
-                buf[row + c] = v if v > 0 else zero
+            for c in range(n):
+                v = span[c] + bias[c]
+                span[c] = v if v > 0 else zero
         else:
-            for c in range(c0, c1):
-                buf[row + c] += theta[b_o + c]
-            _activate_inplace(code, buf, row + c0, c1 - c0)
+            for c in range(n):
+                span[c] += bias[c]
+            _activate_inplace(code, buf, row + c0, n)
 
 
 @jit_serial
@@ -174,70 +183,70 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
     Written: ``logits`` (activation sums), ``o_buf`` (outputs), and when asked ``delta_buf``
     and ``row_loss``. With ``weighted`` both are multiplied by the row's sample weight.
     """
+    bias = theta[b_o:b_o + n_out]
     for r in range(r0, r1):
-        z_row = r * n_out
+        z = logits[r * n_out:(r + 1) * n_out]
         o_row = o_off + r * o_ld
+        out = o_buf[o_row:o_row + n_out]
         for c in range(n_out):
-            logits[z_row + c] += theta[b_o + c]
-            o_buf[o_row + c] = logits[z_row + c]
+            z[c] += bias[c]
+            out[c] = z[c]
         log_total = 0.0
         if out_code == SOFTMAX:
-            zmax = logits[z_row]
+            zmax = z[0]
             for c in range(1, n_out):
-                zmax = max(zmax, logits[z_row + c])
+                zmax = max(zmax, z[c])
             total = 0.0
             for c in range(n_out):
-                e = np.exp(logits[z_row + c] - zmax)
-                o_buf[o_row + c] = e
+                e = np.exp(z[c] - zmax)
+                out[c] = e
                 total += e
             for c in range(n_out):
-                o_buf[o_row + c] /= total
+                out[c] /= total
             log_total = zmax + np.log(total)
         else:
             _activate_inplace(out_code, o_buf, o_row, n_out)
         if not (with_loss or with_delta):
             continue
+        y = ybuf[r * n_out:(r + 1) * n_out]
         w = swbuf[r] if weighted else 1.0
         err = 0.0
         if loss_code == MSE:
             for c in range(n_out):
-                diff = o_buf[o_row + c] - ybuf[z_row + c]
+                diff = out[c] - y[c]
                 err += 0.5 * diff * diff
         elif loss_code == CROSS_ENTROPY:
             for c in range(n_out):
-                y = ybuf[z_row + c]
-                if y != 0:
-                    err -= y * (logits[z_row + c] - log_total)
+                if y[c] != 0:
+                    err -= y[c] * (z[c] - log_total)
         elif loss_code == BINARY_CROSS_ENTROPY:
             for c in range(n_out):
-                z = logits[z_row + c]
-                err += _softplus(z) - ybuf[z_row + c] * z
+                err += _softplus(z[c]) - y[c] * z[c]
         elif loss_code == CROSS_ENTROPY_CLIPPED or loss_code == BINARY_CROSS_ENTROPY_CLIPPED:
             eps = np.finfo(o_buf.dtype).eps
             for c in range(n_out):
-                y = ybuf[z_row + c]
-                p = min(max(o_buf[o_row + c], eps), 1.0 - eps)
-                if y != 0:
-                    err -= y * np.log(p)
-                if loss_code == BINARY_CROSS_ENTROPY_CLIPPED and y != 1:
-                    err -= (1.0 - y) * np.log(1.0 - p)
+                p = min(max(out[c], eps), 1.0 - eps)
+                if y[c] != 0:
+                    err -= y[c] * np.log(p)
+                if loss_code == BINARY_CROSS_ENTROPY_CLIPPED and y[c] != 1:
+                    err -= (1.0 - y[c]) * np.log(1.0 - p)
         else:  # POISSON: half deviance y log(y / yhat) - y + yhat, with log(yhat) = z
             for c in range(n_out):
-                y = ybuf[z_row + c]
-                if y > 0:
-                    err += y * np.log(y)
-                err += o_buf[o_row + c] - y - y * logits[z_row + c]
+                if y[c] > 0:
+                    err += y[c] * np.log(y[c])
+                err += out[c] - y[c] - y[c] * z[c]
         if with_loss:
             row_loss[r] = err * w
         if with_delta:
             d_row = d_off + r * n_out
+            d = delta_buf[d_row:d_row + n_out]
             for c in range(n_out):
-                delta_buf[d_row + c] = o_buf[o_row + c] - ybuf[z_row + c]
+                d[c] = out[c] - y[c]
             if loss_code == MSE:  # not a canonical pair unless the output is the identity
                 _scale_by_derivative(out_code, o_buf, o_row, delta_buf, d_row, n_out)
             if weighted:
                 for c in range(n_out):
-                    delta_buf[d_row + c] *= w
+                    d[c] *= w
 
 
 # ---------------------------------------------------------------------------
@@ -436,10 +445,12 @@ def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
     n_out = Y.shape[1]
     x_row = X[i]
     y_row = Y[i]
+    x_dst = acts[r * n_in:(r + 1) * n_in]
+    y_dst = ybuf[r * n_out:(r + 1) * n_out]
     for c in range(n_in):
-        acts[r * n_in + c] = x_row[c]
+        x_dst[c] = x_row[c]
     for c in range(n_out):
-        ybuf[r * n_out + c] = y_row[c]
+        y_dst[c] = y_row[c]
     if weighted:
         swbuf[r] = sw[i]
 
@@ -466,49 +477,54 @@ def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, ch
     """Update ``theta[start:stop]`` of chunk ``ch`` (one branch per chunk, then a tight loop);
     with an L2 penalty, also store the chunk's sum of squared new weights."""
     start, stop, is_weight = chunks[ch, 0], chunks[ch, 1], chunks[ch, 2]
+    n = stop - start
+    w, g = theta[start:stop], grad[start:stop]
     # Arithmetic in theta's precision (as NumPy does for float32 arrays and Python floats);
     # float64 scalars would turn every float32 loop into conversions and half-width vectors.
     l2s = cast_like(l2_scale if is_weight else 0.0, theta)
     lr = cast_like(lr, theta)
     mu = cast_like(mu, theta)
     if opt_code == SGD:
-        for i in range(start, stop):
-            theta[i] -= lr * (grad[i] + l2s * theta[i])
+        for i in range(n):
+            w[i] -= lr * (g[i] + l2s * w[i])
     elif opt_code == MOMENTUM:
-        for i in range(start, stop):
-            v = mu * opt_m[i] - lr * (grad[i] + l2s * theta[i])
-            opt_m[i] = v
-            theta[i] += v
+        vel = opt_m[start:stop]
+        for i in range(n):
+            v = mu * vel[i] - lr * (g[i] + l2s * w[i])
+            vel[i] = v
+            w[i] += v
     elif opt_code == NESTEROV:
-        for i in range(start, stop):
-            g = grad[i] + l2s * theta[i]
-            v = mu * opt_m[i] - lr * g
-            opt_m[i] = v
-            theta[i] += mu * v - lr * g
+        vel = opt_m[start:stop]
+        for i in range(n):
+            gi = g[i] + l2s * w[i]
+            v = mu * vel[i] - lr * gi
+            vel[i] = v
+            w[i] += mu * v - lr * gi
     else:  # ADAM
         b1, c1 = cast_like(beta1, theta), cast_like(1.0 - beta1, theta)
         b2, c2 = cast_like(beta2, theta), cast_like(1.0 - beta2, theta)
         step_size, eps_t = cast_like(adam_lr, theta), cast_like(eps, theta)
-        for i in range(start, stop):
-            g = grad[i] + l2s * theta[i]
-            m1 = b1 * opt_m[i] + c1 * g
-            m2 = b2 * opt_v[i] + c2 * g * g
-            opt_m[i] = m1
-            opt_v[i] = m2
-            theta[i] -= step_size * m1 / (np.sqrt(m2) + eps_t)
+        mom1, mom2 = opt_m[start:stop], opt_v[start:stop]
+        for i in range(n):
+            gi = g[i] + l2s * w[i]
+            m1 = b1 * mom1[i] + c1 * gi
+            m2 = b2 * mom2[i] + c2 * gi * gi
+            mom1[i] = m1
+            mom2[i] = m2
+            w[i] -= step_size * m1 / (np.sqrt(m2) + eps_t)
     weight_sq[ch] = 0.0
     if l2s > 0:
         # Four running sums break the add-latency chain; their order is fixed.
         s0 = s1 = s2 = s3 = 0.0
-        i = start
-        while i + 4 <= stop:
-            s0 += theta[i] * theta[i]
-            s1 += theta[i + 1] * theta[i + 1]
-            s2 += theta[i + 2] * theta[i + 2]
-            s3 += theta[i + 3] * theta[i + 3]
+        i = 0
+        while i + 4 <= n:
+            s0 += w[i] * w[i]
+            s1 += w[i + 1] * w[i + 1]
+            s2 += w[i + 2] * w[i + 2]
+            s3 += w[i + 3] * w[i + 3]
             i += 4
-        while i < stop:
-            s0 += theta[i] * theta[i]
+        while i < n:
+            s0 += w[i] * w[i]
             i += 1
         weight_sq[ch] = (s0 + s1) + (s2 + s3)
 
@@ -547,6 +563,129 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
     else:
         _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                     theta, opt_m, opt_v, weight_sq)
+
+
+# ---------------------------------------------------------------------------
+# Small networks: each row through the whole network, no tiles, no BLAS
+# ---------------------------------------------------------------------------
+
+# For small layers the tiled passes cost more in scaffolding (tile bounds, product set-up,
+# one call per tile and epilogue) than in arithmetic: a 2-4-1 network spends about 1.7 us
+# per step there. The fused path below takes one row at a time through every layer with
+# loops over contiguous weight rows (which LLVM vectorises) and accumulates that row's
+# gradient at once. It always runs serially, and the engine chooses it from the layer
+# sizes only, so its results too are independent of the thread count.
+
+@jit_serial
+def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
+                   logits):
+    """Rows ``0..m-1`` (row ``r``'s inputs at ``src[src_offs[r]:src_offs[r] + sizes[0]]``):
+    hidden outputs into ``acts``, the output layer's activation sums without biases (as
+    ``_output_rows`` expects) into ``logits``. Written: ``acts``, ``logits``."""
+    # Loops index views from 0: Numba then drops its negative-index fix-up, which
+    # otherwise keeps LLVM from vectorising (measured 4.6x on a 64-wide row).
+    n_layers = sizes.shape[0] - 1
+    for r in range(m):
+        for l in range(n_layers):
+            n_in, n_out = sizes[l], sizes[l + 1]
+            if l == 0:
+                o_in = src[src_offs[r]:src_offs[r] + n_in]
+            else:
+                o_in = acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+            is_output = l == n_layers - 1
+            if is_output:
+                a_out = logits[r * n_out:(r + 1) * n_out]
+                for j in range(n_out):
+                    a_out[j] = 0.0
+            else:
+                a_out = acts[act_off[l + 1] + r * n_out:act_off[l + 1] + (r + 1) * n_out]
+                bias = theta[b_off[l]:b_off[l] + n_out]
+                for j in range(n_out):
+                    a_out[j] = bias[j]
+            for i in range(n_in):
+                x = o_in[i]
+                if x != 0:  # relu outputs and many inputs are zero: skip their weight rows
+                    w_row = theta[w_off[l] + i * n_out:w_off[l] + (i + 1) * n_out]
+                    for j in range(n_out):
+                        a_out[j] += x * w_row[j]
+            if not is_output:
+                _activate_inplace(hidden_code, a_out, 0, n_out)
+
+
+@jit_serial
+def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
+                    deltas, grad):
+    """Rows ``0..m-1`` whose output error terms (already scaled by each row's share of
+    the mean) are in ``deltas``: the delta recursion and ``grad += dE_r/dtheta``, row
+    after row. Written: ``deltas`` (hidden layers), ``grad``."""
+    n_layers = sizes.shape[0] - 1
+    for r in range(m):
+        for l in range(n_layers - 1, -1, -1):
+            n_in, n_out = sizes[l], sizes[l + 1]
+            if l == 0:
+                o_in = src[src_offs[r]:src_offs[r] + n_in]
+            else:
+                o_in = acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+            d_out = deltas[act_off[l + 1] + r * n_out:act_off[l + 1] + (r + 1) * n_out]
+            g_bias = grad[b_off[l]:b_off[l] + n_out]
+            for j in range(n_out):
+                g_bias[j] += d_out[j]
+            for i in range(n_in):
+                x = o_in[i]
+                if x != 0:
+                    g_row = grad[w_off[l] + i * n_out:w_off[l] + (i + 1) * n_out]
+                    for j in range(n_out):
+                        g_row[j] += x * d_out[j]
+            if l > 0:
+                d_in = deltas[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+                for i in range(n_in):
+                    if hidden_code == RELU and not o_in[i] > 0:
+                        d_in[i] = 0.0  # relu'(a) = 0: the sum is not needed
+                        continue
+                    w_row = theta[w_off[l] + i * n_out:w_off[l] + (i + 1) * n_out]
+                    s = cast_like(0.0, deltas)
+                    for j in range(n_out):
+                        s += w_row[j] * d_out[j]
+                    d_in[i] = s
+                if hidden_code != RELU:
+                    _scale_by_derivative(hidden_code, o_in, 0, d_in, 0, n_in)
+
+
+@jit_serial(yes=types.boolean, row0=types.int64)
+def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, theta, sizes,
+                 w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
+                 ybuf, swbuf, deltas, row_loss, row_offs, grad):
+    """Error terms, errors and (with ``with_gradient``) ``grad += alpha * dE/dtheta`` for
+    the rows ``X[order[start:start + m]]`` (``X`` is read in place).
+
+    Written: ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``, ``row_loss``,
+    ``row_offs`` (each row's offset in ``X``), ``grad``.
+    """
+    n_layers = sizes.shape[0] - 1
+    n_in, n_out = sizes[0], sizes[n_layers]
+    o_off = act_off[n_layers]
+    yes, row0 = True, 0
+    for r in range(m):
+        i = order[start + r]
+        row_offs[r] = i * n_in
+        for c in range(n_out):
+            ybuf[r * n_out + c] = Y[i, c]
+        if weighted:
+            swbuf[r] = sw[i]
+    x_flat = X.reshape(-1)
+    _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off, hidden_code,
+                   acts, logits)
+    _output_rows(out_code, loss_code, yes, with_gradient, weighted, theta, b_off[n_layers - 1],
+                 n_out, row0, m, logits, ybuf, swbuf, acts, o_off, n_out, deltas, o_off,
+                 row_loss)
+    if with_gradient:
+        # Scaling the output error terms by alpha scales every later error term and
+        # gradient contribution by it too: the recursion is linear in them.
+        a = cast_like(alpha, deltas)
+        for k in range(o_off, o_off + m * n_out):
+            deltas[k] *= a
+        _fused_backward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
+                        hidden_code, acts, deltas, grad)
 
 
 # ---------------------------------------------------------------------------
@@ -611,8 +750,8 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
 @jit_serial(with_loss=types.boolean, input_off=types.int64)
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
-                            block_rows, acts, logits, ybuf, swbuf, deltas, row_loss, grad,
-                            scalars, threads):
+                            block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
+                            row_offs, grad, scalars, fused, threads):
     """Error and mean gradient over the rows ``X[order[start:stop]]``.
 
     The rows are processed in blocks of ``block_rows`` (the gradient is accumulated over
@@ -622,6 +761,9 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
 
     Written: the work buffers ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``,
     ``row_loss``, ``scalars``, and ``grad``.
+
+    ``fused``: ``None`` runs the tiled passes (serially or on ``threads``); an int runs
+    the fused small-network path (``_fused_block``, always serial).
     """
     n_layers = sizes.shape[0] - 1
     n_out = sizes[n_layers]
@@ -637,6 +779,17 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     with_loss, input_off = True, 0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
+        if fused is not None:
+            if with_gradient and first:
+                for i in range(grad.shape[0]):
+                    grad[i] = 0.0
+            _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta, sizes,
+                         w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
+                         ybuf, swbuf, deltas, row_loss, row_offs, grad)
+            for r in range(m):
+                loss_sum += row_loss[r]
+            first = False
+            continue
         if threads is not None:
             _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
         else:
@@ -654,21 +807,32 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     return loss_sum, weight_sum
 
 
-@jit_serial(no=types.boolean, any_loss=types.int64)
+@jit_serial(no=types.boolean, any_loss=types.int64, row0=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
-                 acts, logits, scalars, threads, out):
-    """Network outputs for every row of ``X`` (read in place, block by block).
+                 acts, logits, row_offs, scalars, fused, threads, out):
+    """Network outputs for every row of ``X`` (read in place, block by block); ``fused``
+    and ``threads`` choose the path as in ``batch_loss_and_gradient``.
 
     Written: ``out`` (``(n_rows, n_outputs)``, C-contiguous) and the work buffers.
     """
     n = X.shape[0]
     n_in = X.shape[1]
     n_out = out.shape[1]
+    n_layers = sizes.shape[0] - 1
     x_flat = X.reshape(-1)
     o_flat = out.reshape(-1)
-    no, any_loss = False, MSE  # no targets: no error terms, no loss
+    no, any_loss, row0 = False, MSE, 0  # no targets: no error terms, no loss
     for b0 in range(0, n, block_rows):
         m = min(n, b0 + block_rows) - b0
+        if fused is not None:
+            for r in range(m):
+                row_offs[r] = (b0 + r) * n_in
+            _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
+                           hidden_code, acts, logits)
+            _output_rows(out_code, any_loss, no, no, no, theta, b_off[n_layers - 1], n_out,
+                         row0, m, logits, logits, logits, o_flat, b0 * n_out, n_out, logits,
+                         row0, logits)
+            continue
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, any_loss,
                       no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                       logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
@@ -704,10 +868,10 @@ def _all_finite(values):
 @jit_serial(with_gradient=types.boolean)
 def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 theta, sizes, w_off, b_off, act_off, chunks, hidden_code, out_code, loss_code,
-                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, threads,
+                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, fused, threads,
                 order, rng_state, progress, sums, epoch_data_loss, epoch_penalty,
-                acts, logits, ybuf, swbuf, deltas, row_loss, grad, scalars, weight_sq,
-                opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup):
+                acts, logits, ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars,
+                weight_sq, opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup):
     """Run at most ``max_steps`` mini-batch steps of training, then return.
 
     Epoch ``progress[EPOCHS_DONE]`` resumes at row ``progress[NEXT_ROW]`` of ``order``. At
@@ -754,7 +918,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         loss_sum, weight_sum = batch_loss_and_gradient(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off, b_off, act_off,
             hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf, swbuf, deltas,
-            row_loss, grad, scalars, threads)
+            row_loss, row_offs, grad, scalars, fused, threads)
         rows = stop - start
         penalty = 0.0
         l2_scale = 0.0

@@ -11,17 +11,35 @@ from .conftest import COMBINATIONS, make_targets, max_rel_diff, random_params
 from .test_reference import finite_difference_gradients, normalised_error
 
 
-def twins(sizes, hidden, output, loss, rng, dtype=np.float64):
+# The engine picks the fused row-at-a-time path for tiny networks and the tiled path
+# otherwise; the tests below force each path on the same small networks.
+PATHS = ["fused", "tiled"]
+
+
+def use_path(net, path):
+    """Force ``net`` onto one of the engine's two compiled paths; returns ``net``."""
+    if path is not None:
+        net._engine.fused = path == "fused"
+    return net
+
+
+def twins(sizes, hidden, output, loss, rng, dtype=np.float64, path=None):
     weights, biases = random_params(sizes, rng)
     net = Network.from_weights(weights, biases, hidden, output, loss, dtype=dtype)
     ref = ReferenceNetwork.from_weights(weights, biases, hidden, output, loss, dtype=dtype)
-    return net, ref
+    return use_path(net, path), ref
 
 
+def test_small_networks_take_the_fused_path():
+    assert Network([2, 4, 1])._engine.fused
+    assert not Network([64, 64, 10])._engine.fused
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("hidden,output,loss", COMBINATIONS)
-def test_predict_loss_and_gradients_match_reference(hidden, output, loss, rng):
+def test_predict_loss_and_gradients_match_reference(hidden, output, loss, path, rng):
     sizes = [5, 7, 6, 3]
-    net, ref = twins(sizes, hidden, output, loss, rng)
+    net, ref = twins(sizes, hidden, output, loss, rng, path=path)
     X = rng.standard_normal((23, 5))
     Y = make_targets(loss, output, 23, 3, rng)
     np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=1e-12, atol=1e-14)
@@ -33,9 +51,10 @@ def test_predict_loss_and_gradients_match_reference(hidden, output, loss, rng):
     assert [g.shape for g in db] == [b.shape for b in net.biases]
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("hidden,output,loss", COMBINATIONS)
 @pytest.mark.parametrize("sizes", [[3, 2], [3, 5, 2], [4, 6, 5, 3]])
-def test_kernel_gradients_match_finite_differences(hidden, output, loss, sizes, rng):
+def test_kernel_gradients_match_finite_differences(hidden, output, loss, sizes, path, rng):
     weights, biases = random_params(sizes, rng)
     X = rng.standard_normal((9, sizes[0]))
     if "relu" in (hidden, output):  # stay away from the kink at 0
@@ -43,7 +62,7 @@ def test_kernel_gradients_match_finite_differences(hidden, output, loss, sizes, 
         weights = [np.abs(w) for w in weights]
         biases = [np.abs(b) + 0.2 for b in biases]
     Y = make_targets(loss, output, 9, sizes[-1], rng)
-    net = Network.from_weights(weights, biases, hidden, output, loss)
+    net = use_path(Network.from_weights(weights, biases, hidden, output, loss), path)
     dW, db = net.gradients(X, Y)
     numeric = finite_difference_gradients(net, X, Y)
     assert normalised_error(dW + db, numeric) < 1e-6
@@ -52,10 +71,11 @@ def test_kernel_gradients_match_finite_differences(hidden, output, loss, sizes, 
 TRAINING_MODES = {"full batch": None, "mini-batch": 8, "online": 1}
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("mode", list(TRAINING_MODES))
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam"])
-def test_fit_matches_reference_after_many_steps(mode, optimizer, rng):
-    net, ref = twins([4, 6, 5, 2], "tanh", "identity", "mse", rng)
+def test_fit_matches_reference_after_many_steps(mode, optimizer, path, rng):
+    net, ref = twins([4, 6, 5, 2], "tanh", "identity", "mse", rng, path=path)
     X = rng.standard_normal((30, 4))
     Y = rng.standard_normal((30, 2))
     epochs = {"full batch": 300, "mini-batch": 60, "online": 10}[mode]
@@ -84,8 +104,9 @@ def test_threaded_path_matches_reference(optimizer, rng):
     np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=1e-10, atol=1e-12)
 
 
-def test_batches_larger_than_a_block_accumulate_exactly(rng):
-    net, ref = twins([6, 8, 3], "sigmoid", "softmax", "cross_entropy", rng)
+@pytest.mark.parametrize("path", PATHS)
+def test_batches_larger_than_a_block_accumulate_exactly(path, rng):
+    net, ref = twins([6, 8, 3], "sigmoid", "softmax", "cross_entropy", rng, path=path)
     n = 2 * MAX_BLOCK_ROWS + 37
     X = rng.standard_normal((n, 6))
     Y = make_targets("cross_entropy", "softmax", n, 3, rng)
@@ -98,8 +119,9 @@ def test_batches_larger_than_a_block_accumulate_exactly(rng):
     assert max_rel_diff(net.weights + net.biases, ref.weights + ref.biases) < 1e-10
 
 
-def test_sample_weight_and_l2_match_reference(rng):
-    net, ref = twins([4, 5, 3], "tanh", "softmax", "cross_entropy", rng)
+@pytest.mark.parametrize("path", PATHS)
+def test_sample_weight_and_l2_match_reference(path, rng):
+    net, ref = twins([4, 5, 3], "tanh", "softmax", "cross_entropy", rng, path=path)
     X = rng.standard_normal((40, 4))
     Y = make_targets("cross_entropy", "softmax", 40, 3, rng)
     sw = rng.random(40) * 2
@@ -124,8 +146,10 @@ def test_integer_sample_weights_equal_repeated_rows(rng):
     assert max_rel_diff(a.weights + a.biases, b.weights + b.biases) < 1e-12
 
 
-def test_float32_network_tracks_float64_reference(rng):
-    net, ref = twins([8, 16, 4], "relu", "softmax", "cross_entropy", rng, dtype=np.float32)
+@pytest.mark.parametrize("path", PATHS)
+def test_float32_network_tracks_float64_reference(path, rng):
+    net, ref = twins([8, 16, 4], "relu", "softmax", "cross_entropy", rng, dtype=np.float32,
+                     path=path)
     X = rng.standard_normal((64, 8))
     Y = make_targets("cross_entropy", "softmax", 64, 4, rng)
     net.fit(X, Y, epochs=20, learning_rate=0.05, batch_size=16, random_state=0)
