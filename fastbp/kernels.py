@@ -751,7 +751,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
-                            row_offs, grad, scalars, fused, threads):
+                            row_offs, grad, scalars, tiled, threads):
     """Error and mean gradient over the rows ``X[order[start:stop]]``.
 
     The rows are processed in blocks of ``block_rows`` (the gradient is accumulated over
@@ -762,8 +762,8 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     Written: the work buffers ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``,
     ``row_loss``, ``scalars``, and ``grad``.
 
-    ``fused``: ``None`` runs the tiled passes (serially or on ``threads``); an int runs
-    the fused small-network path (``_fused_block``, always serial).
+    ``tiled``: ``None`` runs the fused small-network path (``_fused_block``, always
+    serial); ``True`` runs the tiled passes, serially or on ``threads``.
     """
     n_layers = sizes.shape[0] - 1
     n_out = sizes[n_layers]
@@ -779,38 +779,38 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     with_loss, input_off = True, 0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
-        if fused is not None:
+        # Numba prunes a branch only on an argument typed None: ``tiled is None`` drops the
+        # tiled tree from the fused path's compilation (the reverse is not pruned, but the
+        # fused code is small).
+        if tiled is None:
             if with_gradient and first:
                 for i in range(grad.shape[0]):
                     grad[i] = 0.0
             _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta, sizes,
                          w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
                          ybuf, swbuf, deltas, row_loss, row_offs, grad)
-            for r in range(m):
-                loss_sum += row_loss[r]
-            first = False
-            continue
-        if threads is not None:
-            _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
         else:
-            _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
-        forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
-                      with_loss, with_gradient, weighted, acts, input_off, sizes[0], acts, logits, ybuf,
-                      swbuf, acts, act_off[n_layers], n_out, deltas, row_loss, scalars,
-                      threads)
+            if threads is not None:
+                _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
+            else:
+                _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
+            forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
+                          loss_code, with_loss, with_gradient, weighted, acts, input_off,
+                          sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], n_out,
+                          deltas, row_loss, scalars, threads)
+            if with_gradient:
+                backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
+                               act_off, hidden_code, acts, deltas, grad, scalars, threads)
         for r in range(m):
             loss_sum += row_loss[r]
-        if with_gradient:
-            backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
-                           act_off, hidden_code, acts, deltas, grad, scalars, threads)
         first = False
     return loss_sum, weight_sum
 
 
 @jit_serial(no=types.boolean, any_loss=types.int64, row0=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
-                 acts, logits, row_offs, scalars, fused, threads, out):
-    """Network outputs for every row of ``X`` (read in place, block by block); ``fused``
+                 acts, logits, row_offs, scalars, tiled, threads, out):
+    """Network outputs for every row of ``X`` (read in place, block by block); ``tiled``
     and ``threads`` choose the path as in ``batch_loss_and_gradient``.
 
     Written: ``out`` (``(n_rows, n_outputs)``, C-contiguous) and the work buffers.
@@ -824,7 +824,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
     no, any_loss, row0 = False, MSE, 0  # no targets: no error terms, no loss
     for b0 in range(0, n, block_rows):
         m = min(n, b0 + block_rows) - b0
-        if fused is not None:
+        if tiled is None:
             for r in range(m):
                 row_offs[r] = (b0 + r) * n_in
             _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
@@ -832,10 +832,10 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
             _output_rows(out_code, any_loss, no, no, no, theta, b_off[n_layers - 1], n_out,
                          row0, m, logits, logits, logits, o_flat, b0 * n_out, n_out, logits,
                          row0, logits)
-            continue
-        forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, any_loss,
-                      no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
-                      logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
+        else:
+            forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
+                          any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
+                          logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
 
 
 # ---------------------------------------------------------------------------
@@ -868,7 +868,7 @@ def _all_finite(values):
 @jit_serial(with_gradient=types.boolean)
 def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 theta, sizes, w_off, b_off, act_off, chunks, hidden_code, out_code, loss_code,
-                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, fused, threads,
+                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, tiled, threads,
                 order, rng_state, progress, sums, epoch_data_loss, epoch_penalty,
                 acts, logits, ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars,
                 weight_sq, opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup):
@@ -918,7 +918,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         loss_sum, weight_sum = batch_loss_and_gradient(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off, b_off, act_off,
             hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf, swbuf, deltas,
-            row_loss, row_offs, grad, scalars, fused, threads)
+            row_loss, row_offs, grad, scalars, tiled, threads)
         rows = stop - start
         penalty = 0.0
         l2_scale = 0.0
