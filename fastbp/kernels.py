@@ -51,11 +51,14 @@ from ._rng import permute_inplace
 @jit_serial
 def tile_rows(m, k):
     """Rows per tile for an ``m x n`` output with inner dimension ``k``."""
-    # Measured on 2 cores (single-threaded OpenBLAS sgemm per tile): 128-row tiles reach
-    # 165-180 GFLOP/s on W4's products, 64-row tiles 60-150; when the product is small the
-    # extra tiles balance the threads better than bigger tiles compute.
+    # Measured on 2 cores (single-threaded OpenBLAS sgemm per tile, whole runs): 256-row
+    # tiles took W4 from 119 to 154 GFLOP/s against 128-row tiles (a 128 x 1024 x 1024
+    # sgemm runs at 75 GFLOP/s on one core, 256 x 1024 x 512 at 93), and W3/W5 gained
+    # 5-10%. When the product is small the extra tiles balance the threads better than
+    # bigger tiles compute. The price: a 256-row batch of a 1024-wide layer has only 4
+    # forward tiles, so more than 4-8 threads cannot all work on it.
     if m >= 256 and k >= 256:
-        return 128
+        return 256
     return min(m, 64)
 
 
