@@ -612,7 +612,7 @@ def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden
                     for j in range(n_out):
                         a_out[j] += x * w_row[j]
             if not is_output:
-                _activate_inplace(hidden_code, a_out, 0, n_out)
+                _activate_inplace(hidden_code, acts, act_off[l + 1] + r * n_out, n_out)
 
 
 @jit_serial
@@ -640,7 +640,8 @@ def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidde
                     for j in range(n_out):
                         g_row[j] += x * d_out[j]
             if l > 0:
-                d_in = deltas[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+                p = act_off[l] + r * n_in
+                d_in = deltas[p:p + n_in]
                 for i in range(n_in):
                     if hidden_code == RELU and not o_in[i] > 0:
                         d_in[i] = 0.0  # relu'(a) = 0: the sum is not needed
@@ -651,7 +652,7 @@ def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidde
                         s += w_row[j] * d_out[j]
                     d_in[i] = s
                 if hidden_code != RELU:
-                    _scale_by_derivative(hidden_code, o_in, 0, d_in, 0, n_in)
+                    _scale_by_derivative(hidden_code, acts, p, deltas, p, n_in)
 
 
 @jit_serial(yes=types.boolean, row0=types.int64)
