@@ -29,15 +29,21 @@ CACHE = os.environ.get("FASTBP_DISABLE_CACHE", "0") != "1" and not FASTMATH
 JIT_OPTIONS = dict(nogil=True, cache=CACHE, fastmath=FASTMATH, error_model="numpy", _nrt=False)
 
 
-def jit_serial(func=None, **local_types):
+def jit_serial(func=None, inline=False, **local_types):
     """Compile ``func`` in nopython mode with fastbp's serial options.
 
     ``local_types`` pins the Numba type of local variables. Kernels use it for constants
     they pass to other kernels: Numba would otherwise type a literal ``True`` or ``0`` as a
     *literal* type and compile the callee once more for each such value.
+
+    ``inline=True`` inlines ``func`` into its callers at Numba's IR level. Numba
+    optimises every compiled function together with all its callees, so each level of
+    calls re-optimises the whole tree below it; inlining a wrapper removes a level
+    (used where it measurably shortens the first compile).
     """
     def decorate(f):
-        return njit(locals=local_types, **JIT_OPTIONS)(f)
+        options = dict(JIT_OPTIONS, inline="always") if inline else JIT_OPTIONS
+        return njit(locals=local_types, **options)(f)
 
     return decorate(func) if func is not None else decorate
 

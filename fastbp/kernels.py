@@ -540,7 +540,7 @@ def _update_par(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, 
                       chunks, grad, theta, opt_m, opt_v, weight_sq)
 
 
-@jit_serial
+@jit_serial(inline=True)
 def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                 theta, opt_m, opt_v, weight_sq):
     for ch in range(chunks.shape[0]):
@@ -655,7 +655,7 @@ def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidde
                     _scale_by_derivative(hidden_code, acts, p, deltas, p, n_in)
 
 
-@jit_serial(yes=types.boolean, row0=types.int64)
+@jit_serial(inline=True, yes=types.boolean, row0=types.int64)
 def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, theta, sizes,
                  w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
                  ybuf, swbuf, deltas, row_loss, row_offs, grad):
