@@ -49,17 +49,29 @@ from ._rng import permute_inplace
 # ---------------------------------------------------------------------------
 
 @jit_serial
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+@jit_serial
 def tile_rows(m, k):
-    """Rows per tile for an ``m x n`` output with inner dimension ``k``."""
+    """Rows per tile for an ``m x n`` output with inner dimension ``k``: ``m`` split into a
+    power-of-two number of equal tiles of at most 256 rows (when ``m`` and ``k`` are both
+    at least 256) or 64 rows (otherwise)."""
     # Measured on 2 cores (single-threaded OpenBLAS sgemm per tile, whole runs): 256-row
     # tiles took W4 from 119 to 154 GFLOP/s against 128-row tiles (a 128 x 1024 x 1024
     # sgemm runs at 75 GFLOP/s on one core, 256 x 1024 x 512 at 93), and W3/W5 gained
     # 5-10%. When the product is small the extra tiles balance the threads better than
-    # bigger tiles compute. The price: a 256-row batch of a 1024-wide layer has only 4
-    # forward tiles, so more than 4-8 threads cannot all work on it.
-    if m >= 256 and k >= 256:
-        return 256
-    return min(m, 64)
+    # bigger tiles compute. Equal tiles in a power-of-two number give 2, 4, 8 or 16
+    # threads the same share: W3's weight gradient (784 rows) as 16 tiles of 49 rows
+    # instead of 12 of 64 and one of 16 took W3 from 0.227 to 0.193 s. The price of big
+    # tiles: a 256-row batch of a 1024-wide layer has only 4 forward tiles, so more than
+    # 4-8 threads cannot all work on it.
+    target = 256 if m >= 256 and k >= 256 else 64
+    n = 1
+    while n * target < m:
+        n *= 2
+    return _cdiv(m, n)
 
 
 @jit_serial
@@ -69,11 +81,6 @@ def tile_cols(n, k):
     # cheap, so wider tiles amortise its packing: 512 columns measured 151-172 GFLOP/s
     # on W4's weight gradients against 124-162 with 256.
     return min(n, 512 if k <= 256 else 256)
-
-
-@jit_serial
-def _cdiv(a, b):
-    return (a + b - 1) // b
 
 
 @jit_serial

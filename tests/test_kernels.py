@@ -45,6 +45,7 @@ def test_gemm_rm_beta_zero_ignores_garbage_in_output():
 def test_tiles_depend_on_shape_only():
     assert tile_rows(256, 1024) == 256
     assert tile_rows(128, 784) == 64
+    assert tile_rows(784, 128) == 49 and tile_rows(784, 256) == 196  # 16 and 4 equal tiles
     assert tile_rows(4, 2) == 4
     assert tile_cols(1024, 784) == 256 and tile_cols(1024, 256) == 512 and tile_cols(10, 64) == 10
 
