@@ -83,7 +83,7 @@ def _gemm_loops(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
                     c_row[j] += s * b_row[j]
 
 
-@jit_serial
+@jit_serial(entry=True)
 def gemm_rm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
             beta, c, c_off, ldc, scalars):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on tiles of flat buffers.

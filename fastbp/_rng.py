@@ -24,7 +24,7 @@ def seed_state(random_state):
     return np.array([rng.integers(0, 2**63, dtype=np.int64)], dtype=np.uint64)
 
 
-@jit_serial
+@jit_serial(entry=True)
 def permute_inplace(order, state):
     """Shuffle ``order`` in place; advances ``state[0]`` (SplitMix64). Both are written."""
     n = order.shape[0]

@@ -53,7 +53,7 @@ def _cdiv(a, b):
     return (a + b - 1) // b
 
 
-@jit_serial
+@jit_serial(entry=True)
 def tile_rows(m, k):
     """Rows per tile for an ``m x n`` output with inner dimension ``k``: ``m`` split into a
     power-of-two number of equal tiles of at most 256 rows (when ``m`` and ``k`` are both
@@ -74,7 +74,7 @@ def tile_rows(m, k):
     return _cdiv(m, n)
 
 
-@jit_serial
+@jit_serial(entry=True)
 def tile_cols(n, k):
     """Columns per tile for an output with ``n`` columns and inner dimension ``k``."""
     # A short inner dimension (weight gradients: k = batch rows) makes each BLAS call
@@ -758,7 +758,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
                                 act_off[l + 1], act_off[l], grad, scalars)
 
 
-@jit_serial(with_loss=types.boolean, input_off=types.int64)
+@jit_serial(entry=True, with_loss=types.boolean, input_off=types.int64)
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
@@ -818,7 +818,7 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     return loss_sum, weight_sum
 
 
-@jit_serial(no=types.boolean, any_loss=types.int64, row0=types.int64)
+@jit_serial(entry=True, no=types.boolean, any_loss=types.int64, row0=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
                  acts, logits, row_offs, scalars, tiled, threads, out):
     """Network outputs for every row of ``X`` (read in place, block by block); ``tiled``
@@ -876,7 +876,7 @@ def _all_finite(values):
     return True
 
 
-@jit_serial(with_gradient=types.boolean)
+@jit_serial(entry=True, with_gradient=types.boolean)
 def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 theta, sizes, w_off, b_off, act_off, chunks, hidden_code, out_code, loss_code,
                 opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, tiled, threads,
