@@ -675,7 +675,7 @@ def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, thet
     n_layers = sizes.shape[0] - 1
     n_in, n_out = sizes[0], sizes[n_layers]
     o_off = act_off[n_layers]
-    yes, row0 = True, 0
+    yes, row0 = np.bool_(True), np.int64(0)  # typed, not literal: this body is inlined
     for r in range(m):
         i = order[start + r]
         row_offs[r] = i * n_in
@@ -758,7 +758,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
                                 act_off[l + 1], act_off[l], grad, scalars)
 
 
-@jit_serial(entry=True, with_loss=types.boolean, input_off=types.int64)
+@jit_serial(entry=True, inline=True, with_loss=types.boolean, input_off=types.int64)
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
@@ -787,7 +787,9 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
     loss_sum = 0.0
     first = True
-    with_loss, input_off = True, 0
+    # Typed constants (np.bool_, np.int64), not literals: inlined into train_steps, a
+    # literal would make the callees compile once more than for predict_rows.
+    with_loss, input_off = np.bool_(True), np.int64(0)
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
         # Numba prunes a branch only on an argument typed None: ``tiled is None`` drops the
