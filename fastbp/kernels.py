@@ -758,7 +758,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
                                 act_off[l + 1], act_off[l], grad, scalars)
 
 
-@jit_serial(entry=True, inline=True, with_loss=types.boolean, input_off=types.int64)
+@jit_serial(entry=True, with_loss=types.boolean, input_off=types.int64)
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
