@@ -185,6 +185,21 @@ def _fit_both(kind, X, y, params, sample_weight=None, method="fit", **fit_kwargs
     return ours, ref
 
 
+def _partial_fit_both_on_digits(max_iter=5):
+    """Both classifiers after one ``partial_fit`` on the digits (all classes given)."""
+    return _fit_both("C", X_DIGITS, Y_DIGITS, dict(SMALL, max_iter=max_iter),
+                     method="partial_fit", classes=np.unique(Y_DIGITS))
+
+
+def _refit_both(ours, ref, **new_params):
+    """``set_params(**new_params)`` then ``fit`` on the digits, for both estimators."""
+    for est in (ours, ref):
+        est.set_params(**new_params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X_DIGITS, Y_DIGITS)
+
+
 @pytest.mark.parametrize(
     "kind, data, params, weighted", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -248,9 +263,7 @@ def test_partial_fit_same_as_sklearn(kind, data, solver):
 def test_partial_fit_after_pickle_same_as_sklearn():
     import pickle
 
-    params = dict(SMALL, max_iter=5)
-    ours, ref = _fit_both("C", X_DIGITS, Y_DIGITS, params, method="partial_fit",
-                          classes=np.unique(Y_DIGITS))
+    ours, ref = _partial_fit_both_on_digits()
     ours, ref = pickle.loads(pickle.dumps(ours)), pickle.loads(pickle.dumps(ref))
     for est in (ours, ref):
         est.partial_fit(X_DIGITS, Y_DIGITS)
@@ -261,23 +274,13 @@ def test_partial_fit_after_pickle_same_as_sklearn():
 def test_warm_start_same_as_sklearn(solver):
     params = dict(SMALL, solver=solver, warm_start=True, max_iter=10)
     ours, ref = _fit_both("C", X_DIGITS, Y_DIGITS, params)
-    for est in (ours, ref):
-        est.set_params(max_iter=15, learning_rate_init=0.002)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(X_DIGITS, Y_DIGITS)
+    _refit_both(ours, ref, max_iter=15, learning_rate_init=0.002)
     assert_same_model(ours, ref, X_DIGITS)
 
 
 def test_fit_after_partial_fit_restarts_optimizer_like_sklearn():
-    params = dict(SMALL, max_iter=5)
-    ours, ref = _fit_both("C", X_DIGITS, Y_DIGITS, params, method="partial_fit",
-                          classes=np.unique(Y_DIGITS))
-    for est in (ours, ref):
-        est.set_params(warm_start=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(X_DIGITS, Y_DIGITS)
+    ours, ref = _partial_fit_both_on_digits()
+    _refit_both(ours, ref, warm_start=True)
     assert_same_model(ours, ref, X_DIGITS)
 
 
