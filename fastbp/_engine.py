@@ -204,12 +204,12 @@ class Engine:
                 and flops >= PARALLEL_MIN_FLOPS)
 
     def _paths(self, rows):
-        """The kernels' ``tiled`` and ``threads`` arguments: ``(None, None)`` for the fused
-        small-network path, else ``(True, None)`` (serial tiles) or ``(True, n)`` (tiles
-        on ``n`` threads)."""
+        """The kernels' ``fused``, ``tiled`` and ``threads`` arguments: ``(True, None, None)``
+        for the fused small-network path, else ``(None, True, None)`` (serial tiles) or
+        ``(None, True, n)`` (tiles on ``n`` threads)."""
         if self.fused:
-            return None, None
-        return True, (resolve_n_threads(self.n_threads) if self._parallel(rows) else None)
+            return True, None, None
+        return None, True, (resolve_n_threads(self.n_threads) if self._parallel(rows) else None)
 
     def _no_weights(self):
         return np.zeros(0, self.dtype)
@@ -331,7 +331,7 @@ class Engine:
         max_steps = max(1, int(FLOPS_PER_CALL / flops_per_step))
         if epoch_per_call:
             max_steps = min(max_steps, -(-n // batch_size))
-        tiled, threads = self._paths(rows)
+        fused, tiled, threads = self._paths(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0
         self._lock.acquire()  # the work buffers are this engine's: one call at a time
@@ -344,7 +344,7 @@ class Engine:
                         self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.chunks,
                         self.hidden_code, self.output_code, self.loss_code, self.opt_code,
                         learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon,
-                        l2, rows, tiled, threads, order, rng_state, progress, sums, data_sums,
+                        l2, rows, fused, tiled, threads, order, rng_state, progress, sums, data_sums,
                         penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf, ws.deltas,
                         ws.row_loss, ws.row_offs, self.grad, ws.scalars, ws.weight_sq, self.opt_m,
                         self.opt_v, theta_b, m_b, v_b)

@@ -555,7 +555,7 @@ def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, 
                       chunks, grad, theta, opt_m, opt_v, weight_sq)
 
 
-@jit_serial
+@jit_serial(inline=True)
 def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, grad, theta,
                  opt_m, opt_v, weight_sq, threads):
     """One optimizer step ``theta <- theta - lr * (grad + l2_scale * W)`` (or its momentum,
@@ -581,10 +581,11 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
 
 # For small layers the tiled passes cost more in scaffolding (tile bounds, product set-up,
 # one call per tile and epilogue) than in arithmetic: a 2-4-1 network's full-batch step
-# took 1.5 us there against 0.75 us here (float32, measured). The fused path below takes one row at a time through every layer with
-# loops over contiguous weight rows (which LLVM vectorises) and accumulates that row's
-# gradient at once. It always runs serially, and the engine chooses it from the layer
-# sizes only, so its results too are independent of the thread count.
+# took 1.5 us there against 0.75 us here (float32, measured). The fused path below runs
+# each layer over the block's rows with loops over contiguous weight rows (which LLVM
+# vectorises) and no products or tiles, accumulating each row's gradient in row order. It
+# always runs serially, and the engine chooses it from the layer sizes only, so its
+# results too are independent of the thread count.
 
 @jit_serial
 def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
@@ -595,31 +596,34 @@ def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden
     # Loops index views from 0: Numba then drops its negative-index fix-up, which
     # otherwise keeps LLVM from vectorising (measured 4.6x on a 64-wide row).
     n_layers = sizes.shape[0] - 1
-    for r in range(m):
-        for l in range(n_layers):
-            n_in, n_out = sizes[l], sizes[l + 1]
+    # Layer by layer over the block's rows (each row's arithmetic is unchanged): one
+    # activation call per layer instead of one per row.
+    for l in range(n_layers):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        is_output = l == n_layers - 1
+        w = theta[w_off[l]:w_off[l] + n_in * n_out]
+        bias = theta[b_off[l]:b_off[l] + n_out]
+        for r in range(m):
             if l == 0:
                 o_in = src[src_offs[r]:src_offs[r] + n_in]
             else:
                 o_in = acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
-            is_output = l == n_layers - 1
             if is_output:
                 a_out = logits[r * n_out:(r + 1) * n_out]
                 for j in range(n_out):
                     a_out[j] = 0.0
             else:
                 a_out = acts[act_off[l + 1] + r * n_out:act_off[l + 1] + (r + 1) * n_out]
-                bias = theta[b_off[l]:b_off[l] + n_out]
                 for j in range(n_out):
                     a_out[j] = bias[j]
             for i in range(n_in):
                 x = o_in[i]
                 if x != 0:  # relu outputs and many inputs are zero: skip their weight rows
-                    w_row = theta[w_off[l] + i * n_out:w_off[l] + (i + 1) * n_out]
+                    w_row = w[i * n_out:(i + 1) * n_out]
                     for j in range(n_out):
                         a_out[j] += x * w_row[j]
-            if not is_output:
-                _activate_inplace(hidden_code, acts, act_off[l + 1] + r * n_out, n_out)
+        if not is_output:
+            _activate_inplace(hidden_code, acts, act_off[l + 1], m * n_out)
 
 
 @jit_serial
@@ -629,37 +633,38 @@ def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidde
     the mean) are in ``deltas``: the delta recursion and ``grad += dE_r/dtheta``, row
     after row. Written: ``deltas`` (hidden layers), ``grad``."""
     n_layers = sizes.shape[0] - 1
-    for r in range(m):
-        for l in range(n_layers - 1, -1, -1):
-            n_in, n_out = sizes[l], sizes[l + 1]
+    for l in range(n_layers - 1, -1, -1):
+        n_in, n_out = sizes[l], sizes[l + 1]
+        w = theta[w_off[l]:w_off[l] + n_in * n_out]
+        g_w = grad[w_off[l]:w_off[l] + n_in * n_out]
+        g_bias = grad[b_off[l]:b_off[l] + n_out]
+        for r in range(m):
             if l == 0:
                 o_in = src[src_offs[r]:src_offs[r] + n_in]
             else:
                 o_in = acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
             d_out = deltas[act_off[l + 1] + r * n_out:act_off[l + 1] + (r + 1) * n_out]
-            g_bias = grad[b_off[l]:b_off[l] + n_out]
             for j in range(n_out):
                 g_bias[j] += d_out[j]
             for i in range(n_in):
                 x = o_in[i]
                 if x != 0:
-                    g_row = grad[w_off[l] + i * n_out:w_off[l] + (i + 1) * n_out]
+                    g_row = g_w[i * n_out:(i + 1) * n_out]
                     for j in range(n_out):
                         g_row[j] += x * d_out[j]
             if l > 0:
-                p = act_off[l] + r * n_in
-                d_in = deltas[p:p + n_in]
+                d_in = deltas[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
                 for i in range(n_in):
                     if hidden_code == RELU and not o_in[i] > 0:
                         d_in[i] = 0.0  # relu'(a) = 0: the sum is not needed
                         continue
-                    w_row = theta[w_off[l] + i * n_out:w_off[l] + (i + 1) * n_out]
+                    w_row = w[i * n_out:(i + 1) * n_out]
                     s = cast_like(0.0, deltas)
                     for j in range(n_out):
                         s += w_row[j] * d_out[j]
                     d_in[i] = s
-                if hidden_code != RELU:
-                    _scale_by_derivative(hidden_code, acts, p, deltas, p, n_in)
+        if l > 0 and hidden_code != RELU:
+            _scale_by_derivative(hidden_code, acts, act_off[l], deltas, act_off[l], m * n_in)
 
 
 @jit_serial(inline=True, yes=types.boolean, row0=types.int64)
@@ -697,6 +702,41 @@ def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, thet
             deltas[k] *= a
         _fused_backward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
                         hidden_code, acts, deltas, grad)
+
+
+@jit_serial
+def _weight_sum(sw, weighted, order, start, stop):
+    """Sum of the sample weights of the rows ``order[start:stop]`` (their count without
+    weights)."""
+    if not weighted:
+        return float(stop - start)
+    total = 0.0
+    for r in range(start, stop):
+        total += sw[order[r]]
+    return total
+
+
+@jit_serial(inline=True)
+def _fused_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
+                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
+                 ybuf, swbuf, deltas, row_loss, row_offs, grad):
+    """``batch_loss_and_gradient`` on the fused small-network path. Inlined (at Numba IR
+    level) into both callers: ``train_steps`` then calls the fused passes directly, which
+    saves a call level per step and a level of LLVM re-optimisation at compile time."""
+    weight_sum = _weight_sum(sw, weighted, order, start, stop)
+    alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
+    if with_gradient:
+        for i in range(grad.shape[0]):
+            grad[i] = 0.0
+    loss_sum = 0.0
+    for b0 in range(start, stop, block_rows):
+        m = min(stop, b0 + block_rows) - b0
+        _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta, sizes,
+                     w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
+                     ybuf, swbuf, deltas, row_loss, row_offs, grad)
+        for r in range(m):
+            loss_sum += row_loss[r]
+    return loss_sum, weight_sum
 
 
 # ---------------------------------------------------------------------------
@@ -762,7 +802,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
-                            row_offs, grad, scalars, tiled, threads):
+                            row_offs, grad, scalars, fused, tiled, threads):
     """Error and mean gradient over the rows ``X[order[start:stop]]``.
 
     The rows are processed in blocks of ``block_rows`` (the gradient is accumulated over
@@ -773,47 +813,53 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     Written: the work buffers ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``,
     ``row_loss``, ``scalars``, and ``grad``.
 
-    ``tiled``: ``None`` runs the fused small-network path (``_fused_block``, always
-    serial); ``True`` runs the tiled passes, serially or on ``threads``.
+    ``fused``, ``tiled``: one is ``True``, the other ``None``. ``fused`` runs the
+    small-network path (``_fused_block``, always serial), ``tiled`` the tiled passes,
+    serially or on ``threads``. Numba drops a branch on an argument typed None at compile
+    time, so each compiled variant holds only its own path.
     """
+    if fused is not None:
+        return _fused_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
+                            sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
+                            block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
+                            row_offs, grad)
+    loss_sum, weight_sum = 0.0, 0.0
+    if tiled is not None:
+        loss_sum, weight_sum = _tiled_batch(
+            X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
+            b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf,
+            swbuf, deltas, row_loss, grad, scalars, threads)
+    return loss_sum, weight_sum
+
+
+@jit_serial(with_loss=types.boolean, input_off=types.int64)
+def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
+                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
+                 ybuf, swbuf, deltas, row_loss, grad, scalars, threads):
+    """``batch_loss_and_gradient`` on the tiled path: gather, forward and backward phases
+    block by block, serially or on ``threads``."""
     n_layers = sizes.shape[0] - 1
     n_out = sizes[n_layers]
-    weight_sum = 0.0
-    if weighted:
-        for r in range(start, stop):
-            weight_sum += sw[order[r]]
-    else:
-        weight_sum = float(stop - start)
+    weight_sum = _weight_sum(sw, weighted, order, start, stop)
     alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
     loss_sum = 0.0
     first = True
-    # Typed constants (np.bool_, np.int64), not literals: inlined into train_steps, a
-    # literal would make the callees compile once more than for predict_rows.
-    with_loss, input_off = np.bool_(True), np.int64(0)
+    # Typed constants (locals of the decorator), not literals: with literals the shared
+    # callees would compile once more than for predict_rows.
+    with_loss, input_off = True, 0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
-        # Numba prunes a branch only on an argument typed None: ``tiled is None`` drops the
-        # tiled tree from the fused path's compilation (the reverse is not pruned, but the
-        # fused code is small).
-        if tiled is None:
-            if with_gradient and first:
-                for i in range(grad.shape[0]):
-                    grad[i] = 0.0
-            _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta, sizes,
-                         w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
-                         ybuf, swbuf, deltas, row_loss, row_offs, grad)
+        if threads is not None:
+            _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
         else:
-            if threads is not None:
-                _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
-            else:
-                _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
-            forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
-                          loss_code, with_loss, with_gradient, weighted, acts, input_off,
-                          sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], n_out,
-                          deltas, row_loss, scalars, threads)
-            if with_gradient:
-                backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
-                               act_off, hidden_code, acts, deltas, grad, scalars, threads)
+            _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
+        forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
+                      loss_code, with_loss, with_gradient, weighted, acts, input_off,
+                      sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], n_out,
+                      deltas, row_loss, scalars, threads)
+        if with_gradient:
+            backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
+                           act_off, hidden_code, acts, deltas, grad, scalars, threads)
         for r in range(m):
             loss_sum += row_loss[r]
         first = False
@@ -822,9 +868,9 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
 
 @jit_serial(entry=True, no=types.boolean, any_loss=types.int64, row0=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
-                 acts, logits, row_offs, scalars, tiled, threads, out):
-    """Network outputs for every row of ``X`` (read in place, block by block); ``tiled``
-    and ``threads`` choose the path as in ``batch_loss_and_gradient``.
+                 acts, logits, row_offs, scalars, fused, tiled, threads, out):
+    """Network outputs for every row of ``X`` (read in place, block by block); ``fused``,
+    ``tiled`` and ``threads`` choose the path as in ``batch_loss_and_gradient``.
 
     Written: ``out`` (``(n_rows, n_outputs)``, C-contiguous) and the work buffers.
     """
@@ -837,7 +883,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
     no, any_loss, row0 = False, MSE, 0  # no targets: no error terms, no loss
     for b0 in range(0, n, block_rows):
         m = min(n, b0 + block_rows) - b0
-        if tiled is None:
+        if fused is not None:
             for r in range(m):
                 row_offs[r] = (b0 + r) * n_in
             _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
@@ -845,7 +891,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
             _output_rows(out_code, any_loss, no, no, no, theta, b_off[n_layers - 1], n_out,
                          row0, m, logits, logits, logits, o_flat, b0 * n_out, n_out, logits,
                          row0, logits)
-        else:
+        if tiled is not None:
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                           logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
@@ -881,7 +927,7 @@ def _all_finite(values):
 @jit_serial(entry=True, with_gradient=types.boolean)
 def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 theta, sizes, w_off, b_off, act_off, chunks, hidden_code, out_code, loss_code,
-                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, tiled, threads,
+                opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, fused, tiled, threads,
                 order, rng_state, progress, sums, epoch_data_loss, epoch_penalty,
                 acts, logits, ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars,
                 weight_sq, opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup):
@@ -928,10 +974,17 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                     order[i] = i
                 permute_inplace(order, rng_state)
         stop = min(n, start + batch_size)
-        loss_sum, weight_sum = batch_loss_and_gradient(
-            X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off, b_off, act_off,
-            hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf, swbuf, deltas,
-            row_loss, row_offs, grad, scalars, tiled, threads)
+        loss_sum, weight_sum = 0.0, 0.0
+        if fused is not None:
+            loss_sum, weight_sum = _fused_batch(
+                X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
+                b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
+                ybuf, swbuf, deltas, row_loss, row_offs, grad)
+        if tiled is not None:
+            loss_sum, weight_sum = _tiled_batch(
+                X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
+                b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
+                ybuf, swbuf, deltas, row_loss, grad, scalars, threads)
         rows = stop - start
         penalty = 0.0
         l2_scale = 0.0
@@ -968,7 +1021,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         progress[STATUS] = FINISHED
 
 
-@jit_serial
+@jit_serial(inline=True)
 def _restore(theta, opt_m, opt_v, progress, theta_backup, opt_m_backup, opt_v_backup):
     _copy(theta_backup, theta)
     _copy(opt_m_backup, opt_m)
