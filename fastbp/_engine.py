@@ -224,9 +224,11 @@ class Engine:
         rows = min(n, MAX_BLOCK_ROWS)
         with self._lock, compiled_call_threads(self.n_threads):
             ws = self._workspace(rows)
-            kernels.predict_rows(X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off,
+            finite = kernels.predict_rows(X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off,
                                  self.hidden_code, self.output_code, rows, ws.acts, ws.logits,
                                  ws.row_offs, ws.scalars, *self._paths(rows), out)
+        if not finite:
+            raise ValueError("X contains NaN or infinity")
         return out
 
     def _loss_sum(self, X, Y, sample_weight, with_gradient):

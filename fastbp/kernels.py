@@ -866,11 +866,38 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
     return loss_sum, weight_sum
 
 
+@jit_serial
+def _span_finite(buf, off, n):
+    """Are ``buf[off:off + n]`` all finite? (No early exit: the loop vectorises.)"""
+    span = buf[off:off + n]
+    ok = True
+    for j in range(n):
+        ok &= np.isfinite(span[j])
+    return ok
+
+
+@jit_parallel
+def _rows_finite_par(m, x, off, ld, n, flags):
+    for r in prange(m):
+        flags[r] = _span_finite(x, off + r * ld, n)
+
+
+@jit_serial
+def _rows_finite_ser(m, x, off, ld, n, flags):
+    for r in range(m):
+        flags[r] = _span_finite(x, off + r * ld, n)
+
+
 @jit_serial(entry=True, no=types.boolean, any_loss=types.int64, row0=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
                  acts, logits, row_offs, scalars, fused, tiled, threads, out):
     """Network outputs for every row of ``X`` (read in place, block by block); ``fused``,
     ``tiled`` and ``threads`` choose the path as in ``batch_loss_and_gradient``.
+
+    Returns ``True``, or ``False`` (at once, with ``out`` incomplete) when a row of ``X``
+    holds NaN or infinity. The check runs on each block just before its products: the
+    block is then in the cache for them, where a separate pass over ``X`` cost 11% of a
+    784-128-10 prediction (W5, float32, 2 threads: 0.086 -> 0.076 s).
 
     Written: ``out`` (``(n_rows, n_outputs)``, C-contiguous) and the work buffers.
     """
@@ -883,6 +910,14 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
     no, any_loss, row0 = False, MSE, 0  # no targets: no error terms, no loss
     for b0 in range(0, n, block_rows):
         m = min(n, b0 + block_rows) - b0
+        # ``row_offs`` holds the per-row verdicts here (the fused path reuses it below).
+        if threads is not None:
+            _rows_finite_par(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
+        else:
+            _rows_finite_ser(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
+        for r in range(m):
+            if row_offs[r] == 0:
+                return False
         if fused is not None:
             for r in range(m):
                 row_offs[r] = (b0 + r) * n_in
@@ -895,6 +930,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                           logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
+    return True
 
 
 # ---------------------------------------------------------------------------

@@ -71,8 +71,9 @@ def _check_activations_and_loss(hidden_activation, output_activation, loss):
                          f"got {output_activation!r}")
 
 
-def _as_matrix(data, name, dtype, n_columns, n_rows=None):
-    """``data`` as a finite, non-empty, C-contiguous 2-D array of ``dtype``."""
+def _as_matrix(data, name, dtype, n_columns, n_rows=None, check_finite=True):
+    """``data`` as a finite, non-empty, C-contiguous 2-D array of ``dtype`` (with
+    ``check_finite=False`` the caller checks finiteness)."""
     try:
         arr = np.asarray(data)
     except Exception as exc:  # ragged lists and the like
@@ -95,7 +96,7 @@ def _as_matrix(data, name, dtype, n_columns, n_rows=None):
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}: they must match")
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not _all_finite(arr):
+    if check_finite and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr
 
@@ -285,7 +286,8 @@ class Network:
         -------
         ndarray of shape (n_samples, layer_sizes[-1])
         """
-        return self._engine.predict(self._X(X))
+        return self._engine.predict(_as_matrix(X, "X", self.dtype, self.layer_sizes[0],
+                                               check_finite=False))
 
     def loss(self, X, Y):
         """Mean over the rows of the per-sample error (see ``loss`` in :class:`Network`).
