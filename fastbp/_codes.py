@@ -29,4 +29,4 @@ SGD, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "adam": ADAM}
 
 # Training-status codes returned by the epoch kernel.
-RUNNING, FINISHED, DIVERGED = 0, 1, 2
+RUNNING, FINISHED, DIVERGED, NON_FINITE_INPUT = 0, 1, 2, 3

@@ -17,7 +17,7 @@ import threading
 import numpy as np
 
 from . import kernels
-from ._codes import ACTIVATIONS, CLIPPED, DIVERGED, LOSSES, OPTIMIZERS
+from ._codes import ACTIVATIONS, CLIPPED, DIVERGED, LOSSES, NON_FINITE_INPUT, OPTIMIZERS
 from ._rng import seed_state
 from ._threads import compiled_call_threads, resolve_n_threads
 
@@ -52,6 +52,14 @@ class TrainingDiverged(FloatingPointError):
 
     The network is left at the parameters it had at the end of the last completed epoch.
     """
+
+
+class NonFiniteInput(ValueError):
+    """Raised when ``X`` holds NaN or infinity; the compiled calls check the rows as they
+    read them, and training rolls back to the parameters it started from."""
+
+    def __init__(self):
+        super().__init__("X contains NaN or infinity")
 
 
 class _Workspace:
@@ -233,7 +241,7 @@ class Engine:
                                  self.hidden_code, self.output_code, rows, ws.acts, ws.logits,
                                  ws.row_offs, ws.scalars, *self._paths(rows), out)
         if not finite:
-            raise ValueError("X contains NaN or infinity")
+            raise NonFiniteInput()
         return out
 
     def _loss_sum(self, X, Y, sample_weight, with_gradient):
@@ -243,11 +251,14 @@ class Engine:
         sw = sample_weight if weighted else self._no_weights()
         with self._lock, compiled_call_threads(self.n_threads):
             ws = self._workspace(rows)
-            return kernels.batch_loss_and_gradient(
+            loss_sum, weight_sum, finite = kernels.batch_loss_and_gradient(
                 X, Y, sw, weighted, np.arange(n, dtype=np.int64), 0, n, with_gradient,
                 self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
                 self.output_code, self.loss_code, rows, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
                 ws.deltas, ws.row_loss, ws.row_offs, self.grad, ws.scalars, *self._paths(rows))
+        if not finite:
+            raise NonFiniteInput()
+        return loss_sum, weight_sum
 
     def loss(self, X, Y, sample_weight=None):
         """Mean (weighted) per-sample error of the network on ``X, Y``."""
@@ -315,6 +326,10 @@ class Engine:
         TrainingDiverged
             Non-finite error or parameters; the engine keeps the parameters (and optimizer
             state) of the end of the last completed epoch.
+        NonFiniteInput
+            A row of ``X`` holds NaN or infinity (found in the first epoch, which reads
+            every row): the parameters, optimizer state and ``rng_state`` are those the
+            call started with.
         KeyboardInterrupt
             Re-raised after the same roll-back to the last completed epoch.
         """
@@ -329,6 +344,7 @@ class Engine:
             order = np.array(order, dtype=np.int64)
         if rng_state is None:
             rng_state = seed_state(0)
+        rng_at_start = rng_state.copy()
         progress = np.zeros(kernels.N_PROGRESS_SLOTS, np.int64)
         progress[kernels.STEP] = self.step
         sums = np.zeros(3, np.float64)
@@ -359,6 +375,9 @@ class Engine:
                 if on_epochs is not None and reported < done:
                     on_epochs(reported, data_sums[reported:done], penalty_sums[reported:done])
                     reported = done
+                if progress[kernels.STATUS] == NON_FINITE_INPUT:
+                    rng_state[:] = rng_at_start
+                    raise NonFiniteInput()
                 if progress[kernels.STATUS] == DIVERGED:
                     done = int(progress[kernels.EPOCHS_DONE])
                     raise TrainingDiverged(

@@ -37,7 +37,7 @@ from numba import get_thread_id, prange, types
 
 from ._blas import cast_like, gemm_rm
 from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, CROSS_ENTROPY,
-                     CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED,
+                     CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED, NON_FINITE_INPUT,
                      IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
                      SIGMOID, SOFTMAX, TANH)
 from ._config import jit_parallel, jit_serial
@@ -449,7 +449,8 @@ def _backward_layer_ser(m, n_in, n_out, with_delta_prev, code, alpha, beta, thet
 @jit_serial
 def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
     """Copy row ``order[start + r]`` of ``X``/``Y`` (and its weight) to row ``r`` of the
-    block buffers. Written: ``acts``, ``ybuf``, ``swbuf``."""
+    block buffers; returns whether the ``X`` row is finite (checked while it is in the
+    cache). Written: ``acts``, ``ybuf``, ``swbuf``."""
     i = order[start + r]
     n_in = X.shape[1]
     n_out = Y.shape[1]
@@ -463,18 +464,20 @@ def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
         y_dst[c] = y_row[c]
     if weighted:
         swbuf[r] = sw[i]
+    return _span_finite(acts, r * n_in, n_in)
 
 
 @jit_parallel
-def _gather_par(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
+def _gather_par(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf, finite):
     for r in prange(m):
-        _gather_row(np.int64(r), X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
+        finite[r] = _gather_row(np.int64(r), X, Y, sw, weighted, order, start, acts, ybuf,
+                                swbuf)
 
 
 @jit_serial
-def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
+def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf, finite):
     for r in range(m):
-        _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
+        finite[r] = _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
 
 
 # ---------------------------------------------------------------------------
@@ -672,7 +675,8 @@ def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, thet
                  w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
                  ybuf, swbuf, deltas, row_loss, row_offs, grad):
     """Error terms, errors and (with ``with_gradient``) ``grad += alpha * dE/dtheta`` for
-    the rows ``X[order[start:start + m]]`` (``X`` is read in place).
+    the rows ``X[order[start:start + m]]`` (``X`` is read in place). Returns ``False``
+    (before any arithmetic) when one of these rows of ``X`` is not finite, else ``True``.
 
     Written: ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``, ``row_loss``,
     ``row_offs`` (each row's offset in ``X``), ``grad``.
@@ -681,14 +685,20 @@ def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, thet
     n_in, n_out = sizes[0], sizes[n_layers]
     o_off = act_off[n_layers]
     yes, row0 = np.bool_(True), np.int64(0)  # typed, not literal: this body is inlined
+    x_flat = X.reshape(-1)
+    finite = True
     for r in range(m):
         i = order[start + r]
         row_offs[r] = i * n_in
+        x_row = x_flat[i * n_in:(i + 1) * n_in]
+        for c in range(n_in):
+            finite &= np.isfinite(x_row[c])
         for c in range(n_out):
             ybuf[r * n_out + c] = Y[i, c]
         if weighted:
             swbuf[r] = sw[i]
-    x_flat = X.reshape(-1)
+    if not finite:
+        return False
     _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off, hidden_code,
                    acts, logits)
     _output_rows(out_code, loss_code, yes, with_gradient, weighted, theta, b_off[n_layers - 1],
@@ -702,6 +712,7 @@ def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, thet
             deltas[k] *= a
         _fused_backward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
                         hidden_code, acts, deltas, grad)
+    return True
 
 
 @jit_serial
@@ -731,12 +742,13 @@ def _fused_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
     loss_sum = 0.0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
-        _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta, sizes,
-                     w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
-                     ybuf, swbuf, deltas, row_loss, row_offs, grad)
+        if not _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta,
+                            sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
+                            acts, logits, ybuf, swbuf, deltas, row_loss, row_offs, grad):
+            return loss_sum, weight_sum, False
         for r in range(m):
             loss_sum += row_loss[r]
-    return loss_sum, weight_sum
+    return loss_sum, weight_sum, True
 
 
 # ---------------------------------------------------------------------------
@@ -806,9 +818,11 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     """Error and mean gradient over the rows ``X[order[start:stop]]``.
 
     The rows are processed in blocks of ``block_rows`` (the gradient is accumulated over
-    the blocks in order). Returns ``(loss_sum, weight_sum)``: the sum of the rows' weighted
-    errors and of their weights (the row count without weights); the mean error is their
-    ratio. With ``with_gradient``, ``grad`` receives the gradient of that mean error.
+    the blocks in order). Returns ``(loss_sum, weight_sum, finite)``: the sum of the rows'
+    weighted errors and of their weights (the row count without weights), whose ratio is
+    the mean error, and whether the rows of ``X`` were all finite (if not, the call stops
+    at the first block holding a non-finite value and the sums are partial). With
+    ``with_gradient``, ``grad`` receives the gradient of the mean error.
 
     Written: the work buffers ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``,
     ``row_loss``, ``scalars``, and ``grad``.
@@ -823,21 +837,22 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
                             row_offs, grad)
-    loss_sum, weight_sum = 0.0, 0.0
+    loss_sum, weight_sum, finite = 0.0, 0.0, True
     if tiled is not None:
-        loss_sum, weight_sum = _tiled_batch(
+        loss_sum, weight_sum, finite = _tiled_batch(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
             b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf,
-            swbuf, deltas, row_loss, grad, scalars, threads)
-    return loss_sum, weight_sum
+            swbuf, deltas, row_loss, row_offs, grad, scalars, threads)
+    return loss_sum, weight_sum, finite
 
 
 @jit_serial(with_loss=types.boolean, input_off=types.int64)
 def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                  b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                 ybuf, swbuf, deltas, row_loss, grad, scalars, threads):
+                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, threads):
     """``batch_loss_and_gradient`` on the tiled path: gather, forward and backward phases
-    block by block, serially or on ``threads``."""
+    block by block, serially or on ``threads``. ``finite`` (int64, a slot per block row)
+    receives each gathered row's finiteness."""
     n_layers = sizes.shape[0] - 1
     n_out = sizes[n_layers]
     weight_sum = _weight_sum(sw, weighted, order, start, stop)
@@ -850,9 +865,12 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
         if threads is not None:
-            _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
+            _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
         else:
-            _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
+            _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
+        for r in range(m):
+            if finite[r] == 0:
+                return loss_sum, weight_sum, False
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
                       sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], n_out,
@@ -863,7 +881,7 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
         for r in range(m):
             loss_sum += row_loss[r]
         first = False
-    return loss_sum, weight_sum
+    return loss_sum, weight_sum, True
 
 
 @jit_serial
@@ -980,8 +998,10 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
 
     If a batch error or a parameter becomes non-finite, the parameters and optimizer
     state are restored from the backups (the end of the last completed epoch) and
-    ``progress[STATUS]`` is set to ``DIVERGED``; when all ``n_epochs`` are done it is
-    ``FINISHED``. Returns nothing.
+    ``progress[STATUS]`` is set to ``DIVERGED``. A row of ``X`` that holds NaN or infinity
+    (each batch's rows are checked as they are read; every row is read in an epoch) gets
+    the same roll-back and ``NON_FINITE_INPUT``. When all ``n_epochs`` are done the status
+    is ``FINISHED``. Returns nothing.
 
     Written: ``theta``, ``order``, ``rng_state``, ``progress``, ``sums``, the epoch arrays,
     optimizer state, backups and work buffers.
@@ -1010,17 +1030,17 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                     order[i] = i
                 permute_inplace(order, rng_state)
         stop = min(n, start + batch_size)
-        loss_sum, weight_sum = 0.0, 0.0
+        loss_sum, weight_sum, finite = 0.0, 0.0, True
         if fused is not None:
-            loss_sum, weight_sum = _fused_batch(
+            loss_sum, weight_sum, finite = _fused_batch(
                 X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
                 ybuf, swbuf, deltas, row_loss, row_offs, grad)
         if tiled is not None:
-            loss_sum, weight_sum = _tiled_batch(
+            loss_sum, weight_sum, finite = _tiled_batch(
                 X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                ybuf, swbuf, deltas, row_loss, grad, scalars, threads)
+                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, threads)
         rows = stop - start
         penalty = 0.0
         l2_scale = 0.0
@@ -1028,8 +1048,10 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
             l2_scale = l2 / weight_sum
             penalty = 0.5 * l2_scale * sums[WEIGHT_SQ]
         batch_loss = loss_sum / weight_sum if weight_sum > 0 else 0.0
-        if not np.isfinite(batch_loss + penalty):
+        if not (finite and np.isfinite(batch_loss + penalty)):
             _restore(theta, opt_m, opt_v, progress, theta_backup, opt_m_backup, opt_v_backup)
+            if not finite:
+                progress[STATUS] = NON_FINITE_INPUT
             return
         sums[DATA_LOSS_SUM] += rows * batch_loss
         sums[PENALTY_SUM] += rows * penalty

@@ -1,4 +1,4 @@
-"""Bad input gets a ValueError/TypeError that names the problem, before any work."""
+"""Bad input gets a ValueError/TypeError that names the problem, and leaves the network as it was."""
 import numpy as np
 import pytest
 
@@ -82,6 +82,43 @@ def test_predict_rejects_non_finite_rows_in_any_block(path, row, bad):
     with pytest.raises(ValueError, match="X contains NaN or infinity"):
         net.predict(X_bad)
     np.testing.assert_array_equal(net.predict(X), before)  # the network is unchanged
+
+
+# fit, loss and gradients check X inside the compiled calls too, as they read each batch:
+# a bad row anywhere (later block, last row, mid-batch) raises, and a failed fit leaves
+# the parameters and the shuffling stream as they were.
+@pytest.mark.parametrize("path", ["fused", "serial tiles", "threaded tiles"])
+@pytest.mark.parametrize("row,bad", [(0, np.nan), (1500, np.inf), (2499, -np.inf)])
+def test_fit_loss_and_gradients_reject_non_finite_rows(path, row, bad):
+    def network():
+        net = Network([40, 300, 10], random_state=0, n_threads=2)
+        net._engine.fused = path == "fused"
+        net._engine._parallel = lambda rows: path == "threaded tiles"
+        return net
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2500, 40))
+    Y = rng.standard_normal((2500, 10))
+    X_bad = X.copy()
+    X_bad[row, 39 if row % 2 else 0] = bad
+    net = network()
+    net.fit(X, Y, epochs=1, batch_size=300, shuffle=True)  # optimizer state, stream moved
+    weights = [w.copy() for w in net.weights]
+    for call in (net.loss, net.gradients):
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            call(X_bad, Y)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.fit(X_bad, Y, epochs=3, batch_size=300, shuffle=True)
+    assert len(net.loss_curve_) == 1
+    for w, w0 in zip(net.weights, weights):
+        np.testing.assert_array_equal(w, w0)
+    # The same next fit as a twin network that never saw the bad data.
+    twin = network()
+    twin.fit(X, Y, epochs=1, batch_size=300, shuffle=True)
+    net.fit(X, Y, epochs=2, batch_size=300, shuffle=True)
+    twin.fit(X, Y, epochs=2, batch_size=300, shuffle=True)
+    for w, w_twin in zip(net.weights, twin.weights):
+        np.testing.assert_array_equal(w, w_twin)
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
