@@ -237,9 +237,10 @@ class Engine:
         rows = min(n, MAX_BLOCK_ROWS)
         with self._lock, compiled_call_threads(self.n_threads):
             ws = self._workspace(rows)
-            finite = kernels.predict_rows(X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off,
-                                 self.hidden_code, self.output_code, rows, ws.acts, ws.logits,
-                                 ws.row_offs, ws.scalars, *self._paths(rows), out)
+            finite = kernels.predict_rows(
+                X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
+                self.output_code, rows, ws.acts, ws.logits, ws.row_offs, ws.scalars,
+                *self._paths(rows), out)
         if not finite:
             raise NonFiniteInput()
         return out
@@ -367,10 +368,10 @@ class Engine:
                         self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.chunks,
                         self.hidden_code, self.output_code, self.loss_code, self.opt_code,
                         learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon,
-                        l2, rows, fused, tiled, threads, order, rng_state, progress, sums, data_sums,
-                        penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf, ws.deltas,
-                        ws.row_loss, ws.row_offs, self.grad, ws.scalars, ws.weight_sq, self.opt_m,
-                        self.opt_v, theta_b, m_b, v_b)
+                        l2, rows, fused, tiled, threads, order, rng_state, progress, sums,
+                        data_sums, penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
+                        ws.deltas, ws.row_loss, ws.row_offs, self.grad, ws.scalars, ws.weight_sq,
+                        self.opt_m, self.opt_v, theta_b, m_b, v_b)
                 done = int(progress[kernels.EPOCHS_DONE])
                 if on_epochs is not None and reported < done:
                     on_epochs(reported, data_sums[reported:done], penalty_sums[reported:done])

@@ -116,7 +116,8 @@ class Network:
         Units per layer, input layer first, e.g. ``[2, 4, 1]``; at least two entries.
     hidden_activation : {"sigmoid", "tanh", "relu", "identity"}, default "sigmoid"
         ``g`` of every hidden layer ("logistic" is accepted for "sigmoid").
-    output_activation : {"identity", "sigmoid", "tanh", "relu", "softmax", "exp"}, default "identity"
+    output_activation : {"identity", "sigmoid", "tanh", "relu", "softmax", "exp"}, \
+default "identity"
         ``g_o`` of the output layer. "softmax" requires ``loss="cross_entropy"``.
     loss : {"mse", "cross_entropy", "binary_cross_entropy", "poisson"}, default "mse"
         Per-sample error: mse ``1/2 sum_k (yhat_k - y_k)^2``; cross_entropy

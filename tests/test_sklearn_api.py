@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
+pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); "
+                                      "the test extra installs it")
 
 import scipy.sparse as sp  # noqa: E402
 from sklearn import neural_network as sk  # noqa: E402

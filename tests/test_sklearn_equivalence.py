@@ -14,7 +14,8 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
+pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); "
+                                      "the test extra installs it")
 
 from sklearn import neural_network as sk  # noqa: E402
 from sklearn.datasets import (  # noqa: E402

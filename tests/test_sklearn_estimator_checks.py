@@ -12,7 +12,8 @@ import warnings
 
 import pytest
 
-pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
+pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); "
+                                      "the test extra installs it")
 
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-sklearn = pytest.importorskip("sklearn", reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
+sklearn = pytest.importorskip(
+    "sklearn",
+    reason="scikit-learn is an optional extra (fastbp[sklearn]); the test extra installs it")
 
 
 def _upstream_source():

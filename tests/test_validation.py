@@ -1,4 +1,5 @@
-"""Bad input gets a ValueError/TypeError that names the problem, and leaves the network as it was."""
+"""Bad input gets a ValueError/TypeError that names the problem and leaves the network as it
+was."""
 import numpy as np
 import pytest
 
