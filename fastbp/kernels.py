@@ -928,23 +928,29 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
     no, any_loss, row0 = False, MSE, 0  # no targets: no error terms, no loss
     for b0 in range(0, n, block_rows):
         m = min(n, b0 + block_rows) - b0
-        # ``row_offs`` holds the per-row verdicts here (the fused path reuses it below).
-        if threads is not None:
-            _rows_finite_par(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
-        else:
-            _rows_finite_ser(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
-        for r in range(m):
-            if row_offs[r] == 0:
-                return False
         if fused is not None:
+            finite = True
             for r in range(m):
                 row_offs[r] = (b0 + r) * n_in
+                x_row = x_flat[(b0 + r) * n_in:(b0 + r + 1) * n_in]
+                for c in range(n_in):
+                    finite &= np.isfinite(x_row[c])
+            if not finite:
+                return False
             _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
                            hidden_code, acts, logits)
             _output_rows(out_code, any_loss, no, no, no, theta, b_off[n_layers - 1], n_out,
                          row0, m, logits, logits, logits, o_flat, b0 * n_out, n_out, logits,
                          row0, logits)
         if tiled is not None:
+            # ``row_offs`` (unused on this path) receives the per-row verdicts.
+            if threads is not None:
+                _rows_finite_par(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
+            else:
+                _rows_finite_ser(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
+            for r in range(m):
+                if row_offs[r] == 0:
+                    return False
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                           logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
@@ -1049,10 +1055,8 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
             penalty = 0.5 * l2_scale * sums[WEIGHT_SQ]
         batch_loss = loss_sum / weight_sum if weight_sum > 0 else 0.0
         if not (finite and np.isfinite(batch_loss + penalty)):
-            _restore(theta, opt_m, opt_v, progress, theta_backup, opt_m_backup, opt_v_backup)
-            if not finite:
-                progress[STATUS] = NON_FINITE_INPUT
-            return
+            progress[STATUS] = DIVERGED if finite else NON_FINITE_INPUT
+            break
         sums[DATA_LOSS_SUM] += rows * batch_loss
         sums[PENALTY_SUM] += rows * penalty
         progress[STEP] += 1
@@ -1067,23 +1071,18 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         progress[NEXT_ROW] = stop
         if stop == n:
             if not _all_finite(theta):
-                _restore(theta, opt_m, opt_v, progress, theta_backup, opt_m_backup,
-                         opt_v_backup)
-                return
+                progress[STATUS] = DIVERGED
+                break
             e = progress[EPOCHS_DONE]
             epoch_data_loss[e] = sums[DATA_LOSS_SUM]
             epoch_penalty[e] = sums[PENALTY_SUM]
             progress[EPOCHS_DONE] = e + 1
             progress[NEXT_ROW] = 0
-    if progress[EPOCHS_DONE] >= n_epochs:
+    if progress[STATUS] != RUNNING:  # roll back to the start of the epoch
+        _copy(theta_backup, theta)
+        _copy(opt_m_backup, opt_m)
+        _copy(opt_v_backup, opt_v)
+        progress[STEP] = progress[STEP_AT_EPOCH_START]
+        progress[NEXT_ROW] = 0
+    elif progress[EPOCHS_DONE] >= n_epochs:
         progress[STATUS] = FINISHED
-
-
-@jit_serial(inline=True)
-def _restore(theta, opt_m, opt_v, progress, theta_backup, opt_m_backup, opt_v_backup):
-    _copy(theta_backup, theta)
-    _copy(opt_m_backup, opt_m)
-    _copy(opt_v_backup, opt_v)
-    progress[STEP] = progress[STEP_AT_EPOCH_START]
-    progress[NEXT_ROW] = 0
-    progress[STATUS] = DIVERGED
