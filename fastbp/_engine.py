@@ -329,8 +329,8 @@ class Engine:
             state) of the end of the last completed epoch.
         NonFiniteInput
             A row of ``X`` holds NaN or infinity (found in the first epoch, which reads
-            every row): the parameters, optimizer state and ``rng_state`` are those the
-            call started with.
+            every row of ``order``): the parameters, optimizer state and ``rng_state`` are
+            those the call started with.
         KeyboardInterrupt
             Re-raised after the same roll-back to the last completed epoch.
         """

@@ -825,7 +825,8 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     ``with_gradient``, ``grad`` receives the gradient of the mean error.
 
     Written: the work buffers ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``,
-    ``row_loss``, ``scalars``, and ``grad``.
+    ``row_loss``, ``row_offs`` (the fused path's row offsets, the tiled path's per-row
+    finiteness), ``scalars``, and ``grad``.
 
     ``fused``, ``tiled``: one is ``True``, the other ``None``. ``fused`` runs the
     small-network path (``_fused_block``, always serial), ``tiled`` the tiled passes,
