@@ -301,47 +301,34 @@ def _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o):
 
     Each column is summed over the rows in order (the same bits on every thread count);
     eight columns at a time, so that the walk down the row-major ``delta`` reads whole
-    cache lines instead of one value per row. Written: ``grad``.
+    cache lines instead of one value per row (the last, narrower group column by column).
+    Written: ``grad``.
     """
+    keep = beta != 0
     c = c0
-    while c < c1:
-        width = min(8, c1 - c)
+    while c + 8 <= c1:
+        # Through a view indexed by constants: no per-element negative-index fix-ups.
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        if width == 8:
-            # Whole groups without the width tests, through a view indexed by constants
-            # (no negative-index fix-ups): the same sums in the same order.
-            for r in range(m):
-                base = d_off + r * n_out + c
-                row = delta[base:base + 8]
-                s0 += row[0]
-                s1 += row[1]
-                s2 += row[2]
-                s3 += row[3]
-                s4 += row[4]
-                s5 += row[5]
-                s6 += row[6]
-                s7 += row[7]
-        else:  # the last, narrower group (width < 8)
-            for r in range(m):
-                base = d_off + r * n_out + c
-                s0 += delta[base]
-                if width > 1:
-                    s1 += delta[base + 1]
-                if width > 2:
-                    s2 += delta[base + 2]
-                if width > 3:
-                    s3 += delta[base + 3]
-                if width > 4:
-                    s4 += delta[base + 4]
-                if width > 5:
-                    s5 += delta[base + 5]
-                if width > 6:
-                    s6 += delta[base + 6]
+        for r in range(m):
+            base = d_off + r * n_out + c
+            row = delta[base:base + 8]
+            s0 += row[0]
+            s1 += row[1]
+            s2 += row[2]
+            s3 += row[3]
+            s4 += row[4]
+            s5 += row[5]
+            s6 += row[6]
+            s7 += row[7]
+        db = grad[b_o + c:b_o + c + 8]
         for j, s in enumerate((s0, s1, s2, s3, s4, s5, s6, s7)):
-            if j < width:
-                old = grad[b_o + c + j]
-                grad[b_o + c + j] = alpha * s + (beta * old if beta != 0 else 0.0)
+            db[j] = alpha * s + (beta * db[j] if keep else 0.0)
         c += 8
+    for j in range(c, c1):  # the last, narrower group: a column at a time, same order
+        s = 0.0
+        for r in range(m):
+            s += delta[d_off + r * n_out + j]
+        grad[b_o + j] = alpha * s + (beta * grad[b_o + j] if keep else 0.0)
 
 
 @jit_serial(no=types.boolean)
