@@ -590,6 +590,15 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
 # always runs serially, and the engine chooses it from the layer sizes only, so its
 # results too are independent of the thread count.
 
+@jit_serial(inline=True)
+def _fused_layer_input(l, r, n_in, src, src_offs, acts, act_off):
+    """Row ``r``'s inputs to layer ``l`` on the fused path: its row of ``X`` (at
+    ``src_offs[r]``) for the first layer, else its outputs of layer ``l - 1``."""
+    if l == 0:
+        return src[src_offs[r]:src_offs[r] + n_in]
+    return acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+
+
 @jit_serial
 def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
                    logits):
@@ -607,10 +616,7 @@ def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden
         w = theta[w_off[l]:w_off[l] + n_in * n_out]
         bias = theta[b_off[l]:b_off[l] + n_out]
         for r in range(m):
-            if l == 0:
-                o_in = src[src_offs[r]:src_offs[r] + n_in]
-            else:
-                o_in = acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+            o_in = _fused_layer_input(l, r, n_in, src, src_offs, acts, act_off)
             if is_output:
                 a_out = logits[r * n_out:(r + 1) * n_out]
                 for j in range(n_out):
@@ -642,10 +648,7 @@ def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidde
         g_w = grad[w_off[l]:w_off[l] + n_in * n_out]
         g_bias = grad[b_off[l]:b_off[l] + n_out]
         for r in range(m):
-            if l == 0:
-                o_in = src[src_offs[r]:src_offs[r] + n_in]
-            else:
-                o_in = acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
+            o_in = _fused_layer_input(l, r, n_in, src, src_offs, acts, act_off)
             d_out = deltas[act_off[l + 1] + r * n_out:act_off[l + 1] + (r + 1) * n_out]
             for j in range(n_out):
                 g_bias[j] += d_out[j]
