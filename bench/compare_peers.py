@@ -18,7 +18,11 @@ directory and loaded by every peer) and with its thread count pinned. The peers:
 
 A peer that is not installed is skipped with a message. The same run measures the
 matrix-multiply peak (large square products, same thread count) so that achieved
-GFLOP/s can be read as a fraction of what the machine does.
+GFLOP/s can be read as a fraction of what the machine does, and, for W2-W5, the time of
+the workload's matrix products alone, one whole-matrix BLAS call each
+(``run_peer.py --products``). The summary ends with each target of issue 3: the ratio
+reached, and for a missed one the time it needs, as a share of the peak and against the
+products alone.
 
 Output: a table per workload and a summary of medians with ratios
 ``peer median / fastbp median`` (above 1: fastbp is faster), a JSON file
@@ -51,6 +55,20 @@ PEER_LABELS = {"fastbp": "fastbp", "reference": "NumPy reference",
                "sklearn": "scikit-learn MLP", "torch": "PyTorch eager",
                "jax": "JAX jit+scan"}
 SKIPPED_EXIT_CODE = 3  # run_peer.py's code for "peer not installed"
+
+# The speed targets of issue 3 (2 threads, float32): fastbp must be at least this many
+# times faster than the peer, ratios taken in the same run.
+TARGETS = (("W1", "jax", 5.0), ("W1", "torch", 100.0), ("W1", "reference", 50.0),
+           ("W2", "jax", 2.0), ("W2", "torch", 10.0), ("W2", "sklearn", 10.0),
+           ("W3", "jax", 1.5), ("W3", "torch", 2.0),
+           ("W4", "jax", 1.1), ("W4", "torch", 1.1),
+           ("W5", "jax", 1.2), ("W5", "torch", 1.2))
+PEAK_TARGET = ("W4", 80.0)  # % of the matrix-multiply peak measured in the same run
+# Workloads whose networks fastbp runs through BLAS products (W1's 2-4-1 network takes the
+# fused path, without BLAS): for these the runner also times the workload's matrix
+# products alone, one whole-matrix BLAS call each (run_peer.py --products), to set a
+# missed target against what the BLAS itself does on those shapes.
+PRODUCTS_BOUND_WORKLOADS = ("W2", "W3", "W4", "W5")
 _INSTALL_HINTS = {"torch": "pip install torch==2.13.0", "jax": "pip install jax jaxlib",
                   "sklearn": "pip install scikit-learn"}
 
@@ -135,6 +153,81 @@ def add_derived(workload, peers, peak_gflops):
     return flops
 
 
+def merge_products(records):
+    """Pool the rounds of the products-only measurement of one workload."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    if not ok:
+        return records[-1] if records else {"status": "not measured"}
+    merged = dict(ok[-1])
+    merged["times_s"] = [t for r in ok for t in r["times_s"]]
+    merged["median_s"] = statistics.median(merged["times_s"])
+    merged["rounds"] = len(ok)
+    return merged
+
+
+def check_targets(report):
+    """Each target of issue 3 against this run: the ratio reached and, where it is missed,
+    the time fastbp would need, the share of the matmul peak that time means (100% or
+    more: impossible on this machine), and whether the products alone took longer.
+
+    Returns
+    -------
+    list of dict
+        One per target whose workload and peer were measured.
+    """
+    peak = report.get("matmul_peak", {}).get("peak_gflops")
+    checks = []
+    for name, peer, ratio in TARGETS:
+        entry = report["workloads"].get(name)
+        if entry is None:
+            continue
+        base, other = entry["peers"].get("fastbp", {}), entry["peers"].get(peer, {})
+        if base.get("status") != "ok" or other.get("status") != "ok":
+            continue
+        needed = other["median_s"] / ratio
+        check = {"workload": name, "peer": peer, "target": ratio,
+                 "reached": other["median_s"] / base["median_s"],
+                 "needed_s": needed, "fastbp_s": base["median_s"]}
+        check["met"] = check["reached"] >= ratio
+        if entry["flops"] and peak and name in PRODUCTS_BOUND_WORKLOADS:
+            check["needed_percent_of_peak"] = 100.0 * entry["flops"] / needed / 1e9 / peak
+        products = entry.get("products", {})
+        if products.get("status") == "ok":
+            check["products_s"] = products["median_s"]
+            check["products_slower"] = needed < products["median_s"]
+        checks.append(check)
+    name, percent = PEAK_TARGET
+    base = report["workloads"].get(name, {}).get("peers", {}).get("fastbp", {})
+    if base.get("percent_of_peak") is not None:
+        checks.append({"workload": name, "peer": "matmul peak", "target": percent,
+                       "reached": base["percent_of_peak"],
+                       "met": base["percent_of_peak"] >= percent})
+    return checks
+
+
+def format_targets(checks):
+    """Text lines: one per target, with what a missed one would need."""
+    lines = ["Targets of issue 3 (peer median / fastbp median; the W4 peak target in % of "
+             "the matmul peak):"]
+    for c in checks:
+        if c["peer"] == "matmul peak":
+            lines.append(f"  {c['workload']} >= {c['target']:.0f}% of peak: "
+                         f"{c['reached']:.1f}% -> {'met' if c['met'] else 'missed'}")
+            continue
+        text = (f"  {c['workload']} vs {PEER_LABELS[c['peer']]} >= {c['target']:g}x: "
+                f"{c['reached']:.2f}x -> {'met' if c['met'] else 'missed'}")
+        if not c["met"]:
+            text += f"; needs {c['needed_s']:.4g} s"
+            if c.get("needed_percent_of_peak") is not None:
+                text += f" ({c['needed_percent_of_peak']:.0f}% of peak)"
+            if "products_s" in c:
+                text += (f"; the products alone, a BLAS call each, take "
+                         f"{c['products_s']:.4g} s" +
+                         (" (longer)" if c["products_slower"] else ""))
+        lines.append(text)
+    return lines
+
+
 def _fmt(value, spec, missing="-"):
     return missing if value is None else format(value, spec)
 
@@ -160,6 +253,16 @@ def format_workload_table(workload, peers, meta):
             f"{_fmt(record.get('gflops'), '.2f'):>9}"
             f"{_fmt(record.get('percent_of_peak'), '.1f'):>8}"
             f"{record['peak_rss_mb']:>12.0f}")
+    products = meta.get("products", {})
+    if products.get("status") == "ok":
+        flops = products["flops"]
+        gflops = flops / products["median_s"] / 1e9 if products["median_s"] else None
+        percent = (100.0 * gflops / meta["peak_gflops"]
+                   if gflops and meta.get("peak_gflops") else None)
+        lines.append(f"{'products only':<18}{products['first_call_s']:>13.4f}"
+                     f"{products['median_s']:>11.4f}{'':>30}{_fmt(gflops, '.2f'):>9}"
+                     f"{_fmt(percent, '.1f'):>8}   ({products['n_products']} BLAS calls, "
+                     f"nothing else)")
     return "\n".join(lines)
 
 
@@ -191,6 +294,8 @@ def format_summary(report):
     if w4.get("status") == "ok" and w4.get("percent_of_peak") is not None:
         lines.append(f"W4: fastbp trains at {w4['gflops']:.1f} GFLOP/s (real FLOPs as in "
                      f"workloads.md), {w4['percent_of_peak']:.1f}% of that peak")
+    if report.get("targets"):
+        lines.extend(format_targets(report["targets"]))
     return "\n".join(lines)
 
 
@@ -332,6 +437,7 @@ def main(argv=None):
 
         for workload in chosen:
             rounds = {peer: [] for peer in peers}
+            products = []  # the products-only lower bound, once per round
             for _ in range(args.rounds):
                 for peer in peers:
                     record = run_child(
@@ -347,14 +453,30 @@ def main(argv=None):
                     else:
                         print(f"  {workload.name} {PEER_LABELS[peer]:<17} "
                               f"{record.get('status')}: {record.get('message')}", flush=True)
+                if workload.name in PRODUCTS_BOUND_WORKLOADS:
+                    record = run_child(
+                        ["--products", "--workload", workload.name, "--size", size,
+                         "--dtype", args.dtype, "--repeats", str(args.repeats),
+                         "--data", data_dir], args.threads, args.timeout)
+                    products.append(record)
+                    print(f"  {workload.name} {'products only':<17} "
+                          + (f"median {record['median_s']:.4f} s"
+                             if record.get("status") == "ok"
+                             else f"{record.get('status')}: {record.get('message')}"),
+                          flush=True)
             merged = {peer: merge_rounds(records) for peer, records in rounds.items()}
             flops = add_derived(workload, merged, peak_gflops)
             report["workloads"][workload.name] = {
                 "definition": dataclasses.asdict(workload), "flops": flops, "peers": merged}
+            if products:
+                report["workloads"][workload.name]["products"] = merge_products(products)
+    report["targets"] = check_targets(report)
 
     print()
     for name, entry in report["workloads"].items():
-        print(format_workload_table(workloads.get_workload(name, size), entry["peers"], meta))
+        print(format_workload_table(workloads.get_workload(name, size), entry["peers"],
+                                    dict(meta, peak_gflops=peak_gflops,
+                                         products=entry.get("products", {}))))
         print()
     print(format_summary(report))
 

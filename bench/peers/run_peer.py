@@ -7,6 +7,7 @@ touch another's. It can also be run by hand::
     python bench/peers/run_peer.py --peer torch --workload W3 --dtype float32 \\
         --threads 2 --repeats 3 --data DIR --out result.json
     python bench/peers/run_peer.py --peak --dtype float32 --threads 2 --out peak.json
+    python bench/peers/run_peer.py --products --workload W3 --threads 2 --repeats 3
 
 ``--data DIR`` holds the data and initial weights that ``compare_peers.py`` wrote
 (``workloads.save_inputs``); without it the script makes them itself.
@@ -498,11 +499,108 @@ def measure_matmul_peak(dtype, sizes=(2048, 4096), repeats=(10, 3)):
     return {"peak_gflops": best[1]["best_gflops"], "peak_from": best[0], "detail": record}
 
 
+def _products_kernels():
+    """Compile (on first use) the nopython loops that do a workload's matrix products."""
+    import numpy as np
+    from numba import njit
+
+    @njit(nogil=True)
+    def training_products(batch_rows, acts, deltas, weights, grads):
+        # One training step per entry of batch_rows: the forward products, then per
+        # layer from the top the weight-gradient product and (but for the first layer)
+        # the product that carries the error terms down, as backpropagation does.
+        n_layers = len(weights)
+        for rows in batch_rows:
+            for l in range(n_layers):
+                np.dot(acts[l][:rows], weights[l], acts[l + 1][:rows])
+            for l in range(n_layers - 1, -1, -1):
+                np.dot(acts[l][:rows].T, deltas[l + 1][:rows], grads[l])
+                if l > 0:
+                    np.dot(deltas[l + 1][:rows], weights[l].T, deltas[l][:rows])
+
+    @njit(nogil=True)
+    def prediction_products(acts, weights):
+        for l in range(len(weights)):
+            np.dot(acts[l], weights[l], acts[l + 1])
+
+    return training_products, prediction_products
+
+
+def measure_products(workload, dtype, repeats, data_dir):
+    """Time the matrix products of one run of ``workload``, and nothing else.
+
+    The same products as the training (or prediction) run, of the same shapes and in the
+    same order: per step, the forward products, the weight-gradient products and the
+    products of the delta recursion, each as one whole-matrix call of the BLAS that
+    Numba calls (with the library's own threads, pinned like the peers'), from one
+    compiled loop, into preallocated arrays, on the workload's own data and initial
+    weights. No activation, loss, gather, shuffle or update is done. This is what the
+    BLAS itself does on the workload's shapes: a reference for the targets of the
+    workloads that fastbp runs through BLAS (W2-W5; W1's network is too small for BLAS).
+    It is not a strict lower bound: fastbp's own split of the products into
+    single-threaded tiles can be faster on some shapes. The first call (compilation
+    included) is not part of the median.
+
+    Returns
+    -------
+    dict
+        ``times_s``, ``median_s``, ``first_call_s``, ``n_products`` and ``flops`` (as
+        ``workloads.training_flops`` / ``prediction_flops`` count them).
+    """
+    import numpy as np
+    from numba import typed
+
+    from bench import workloads
+
+    X, _, _, weights, _ = workloads.load_inputs(workload, dtype, data_dir)
+    training_products, prediction_products = _products_kernels()
+    sizes = workload.layer_sizes
+    n_rows = X.shape[0]
+    w_list = typed.List([np.ascontiguousarray(w) for w in weights])
+    if workload.task == "predict":
+        acts = typed.List([np.ascontiguousarray(X)] +
+                          [np.zeros((n_rows, n), dtype) for n in sizes[1:]])
+
+        def run():
+            prediction_products(acts, w_list)
+        n_products = len(weights)
+        flops = workloads.prediction_flops(workload)
+    else:
+        batch = min(workload.batch_size or n_rows, n_rows)
+        per_epoch = [min(batch, n_rows - start) for start in range(0, n_rows, batch)]
+        batch_rows = np.array(per_epoch * workload.epochs, dtype=np.int64)
+        rng = np.random.default_rng(0)
+        # Values of the size backpropagation sees; a step's outputs never feed the next.
+        acts = typed.List([np.ascontiguousarray(X[:batch])] +
+                          [np.zeros((batch, n), dtype) for n in sizes[1:]])
+        deltas = typed.List([rng.uniform(-0.1, 0.1, (batch, n)).astype(dtype)
+                             for n in sizes])
+        grads = typed.List([np.zeros_like(w) for w in w_list])
+
+        def run():
+            training_products(batch_rows, acts, deltas, w_list, grads)
+        n_products = len(batch_rows) * (3 * len(weights) - 1)
+        flops = workloads.training_flops(workload)
+    start = time.perf_counter()
+    run()
+    first_call = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return {"first_call_s": first_call, "times_s": times,
+            "median_s": statistics.median(times), "n_products": n_products,
+            "flops": flops}
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--peer", choices=PEERS)
     parser.add_argument("--peak", action="store_true",
                         help="measure the matrix-multiply peak instead of a peer")
+    parser.add_argument("--products", action="store_true",
+                        help="time only the workload's matrix products (a lower bound)")
     parser.add_argument("--workload", default="W3")
     parser.add_argument("--size", default="full", choices=("full", "asv", "quick"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
@@ -511,8 +609,8 @@ def _parse_args(argv):
     parser.add_argument("--data", default=None, help="directory written by compare_peers")
     parser.add_argument("--out", default=None, help="JSON file to write (default: stdout)")
     args = parser.parse_args(argv)
-    if not args.peak and args.peer is None:
-        parser.error("give --peer NAME or --peak")
+    if sum((args.peak, args.products, args.peer is not None)) != 1:
+        parser.error("give one of --peer NAME, --peak and --products")
     if args.threads < 1:
         parser.error(f"--threads is {args.threads}; it must be at least 1")
     if args.repeats < 1:
@@ -530,6 +628,13 @@ def main(argv=None):
     exit_code = 0
     if args.peak:
         record.update(kind="matmul_peak", status="ok", **measure_matmul_peak(args.dtype))
+    elif args.products:
+        from bench.workloads import get_workload
+
+        workload = get_workload(args.workload, args.size)
+        record.update(kind="products", workload=workload.name, size=args.size,
+                      repeats=args.repeats, status="ok",
+                      **measure_products(workload, args.dtype, args.repeats, args.data))
     else:
         import importlib.util
 
