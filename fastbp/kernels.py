@@ -674,12 +674,13 @@ def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidde
 
 
 @jit_serial(inline=True, yes=types.boolean, row0=types.int64)
-def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, theta, sizes,
+def _fused_block(m, x_flat, Y, sw, weighted, order, start, with_gradient, alpha, theta, sizes,
                  w_off, b_off, act_off, hidden_code, out_code, loss_code, acts, logits,
                  ybuf, swbuf, deltas, row_loss, row_offs, grad):
     """Error terms, errors and (with ``with_gradient``) ``grad += alpha * dE/dtheta`` for
-    the rows ``X[order[start:start + m]]`` (``X`` is read in place). Returns ``False``
-    (before any arithmetic) when one of these rows of ``X`` is not finite, else ``True``.
+    the rows ``X[order[start:start + m]]`` (read in place from ``x_flat``, ``X`` flattened).
+    Returns ``False`` (before any arithmetic) when one of these rows of ``X`` is not
+    finite, else ``True``.
 
     Written: ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``, ``row_loss``,
     ``row_offs`` (each row's offset in ``X``), ``grad``.
@@ -688,7 +689,6 @@ def _fused_block(m, X, Y, sw, weighted, order, start, with_gradient, alpha, thet
     n_in, n_out = sizes[0], sizes[n_layers]
     o_off = act_off[n_layers]
     yes, row0 = np.bool_(True), np.int64(0)  # typed, not literal: this body is inlined
-    x_flat = X.reshape(-1)
     finite = True
     for r in range(m):
         i = order[start + r]
@@ -731,12 +731,14 @@ def _weight_sum(sw, weighted, order, start, stop):
 
 
 @jit_serial(inline=True)
-def _fused_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
-                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                 ybuf, swbuf, deltas, row_loss, row_offs, grad):
-    """``batch_loss_and_gradient`` on the fused small-network path. Inlined (at Numba IR
-    level) into both callers: ``train_steps`` then calls the fused passes directly, which
-    saves a call level per step and a level of LLVM re-optimisation at compile time."""
+def _fused_batch(x_flat, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes,
+                 w_off, b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts,
+                 logits, ybuf, swbuf, deltas, row_loss, row_offs, grad):
+    """``batch_loss_and_gradient`` on the fused small-network path (``x_flat``: ``X``
+    flattened, which the callers do once: a reshape calls into Numba's runtime). Inlined
+    (at Numba IR level) into both callers: ``train_steps`` then calls the fused passes
+    directly, which saves a call level per step and a level of LLVM re-optimisation at
+    compile time."""
     weight_sum = _weight_sum(sw, weighted, order, start, stop)
     alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
     if with_gradient:
@@ -745,7 +747,7 @@ def _fused_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
     loss_sum = 0.0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
-        if not _fused_block(m, X, Y, sw, weighted, order, b0, with_gradient, alpha, theta,
+        if not _fused_block(m, x_flat, Y, sw, weighted, order, b0, with_gradient, alpha, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             acts, logits, ybuf, swbuf, deltas, row_loss, row_offs, grad):
             return loss_sum, weight_sum, False
@@ -837,9 +839,9 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     time, so each compiled variant holds only its own path.
     """
     if fused is not None:
-        return _fused_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
-                            sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
-                            block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
+        return _fused_batch(X.reshape(-1), Y, sw, weighted, order, start, stop, with_gradient,
+                            theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
+                            loss_code, block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
                             row_offs, grad)
     loss_sum, weight_sum, finite = 0.0, 0.0, True
     if tiled is not None:
@@ -1017,6 +1019,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
     optimizer state, backups and work buffers.
     """
     n = X.shape[0]
+    x_flat = X.reshape(-1)  # once per call, not per step (the fused path reads rows from it)
     steps = 0
     with_gradient = True
     progress[STATUS] = RUNNING
@@ -1043,7 +1046,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         loss_sum, weight_sum, finite = 0.0, 0.0, True
         if fused is not None:
             loss_sum, weight_sum, finite = _fused_batch(
-                X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
+                x_flat, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
                 ybuf, swbuf, deltas, row_loss, row_offs, grad)
         if tiled is not None:
