@@ -186,9 +186,11 @@ def _hidden_epilogue(code, theta, b_o, buf, off, ld, rows, c0, c1):
 
 @jit_serial
 def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_o, n_out,
-                 r0, r1, logits, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
+                 r0, r1, logits, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
     """Finish output rows ``r0:r1``: add biases, apply ``g_o``, and optionally compute the
-    output error terms and each row's error.
+    output error terms and each row's error. The rows are contiguous in every buffer
+    (output row ``r`` at ``o_buf[o_off + r * n_out]``, its error terms at
+    ``delta_buf[d_off + r * n_out]``).
 
     Written: ``logits`` (activation sums), ``o_buf`` (outputs), and when asked ``delta_buf``
     and ``row_loss``. With ``weighted`` both are multiplied by the row's sample weight.
@@ -196,11 +198,17 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
     bias = theta[b_o:b_o + n_out]
     for r in range(r0, r1):
         z = logits[r * n_out:(r + 1) * n_out]
-        o_row = o_off + r * o_ld
-        out = o_buf[o_row:o_row + n_out]
+        out = o_buf[o_off + r * n_out:o_off + (r + 1) * n_out]
         for c in range(n_out):
             z[c] += bias[c]
             out[c] = z[c]
+    # An elementwise g_o (and below, its derivative) in one call over all the rows: a call
+    # per row cost more than a 1-wide row's arithmetic (2-4-1 network).
+    if out_code != SOFTMAX:
+        _activate_inplace(out_code, o_buf, o_off + r0 * n_out, (r1 - r0) * n_out)
+    for r in range(r0, r1):
+        z = logits[r * n_out:(r + 1) * n_out]
+        out = o_buf[o_off + r * n_out:o_off + (r + 1) * n_out]
         log_total = 0.0
         if out_code == SOFTMAX:
             zmax = z[0]
@@ -214,12 +222,9 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
             for c in range(n_out):
                 out[c] /= total
             log_total = zmax + np.log(total)
-        else:
-            _activate_inplace(out_code, o_buf, o_row, n_out)
         if not (with_loss or with_delta):
             continue
         y = ybuf[r * n_out:(r + 1) * n_out]
-        w = swbuf[r] if weighted else 1.0
         err = 0.0
         if loss_code == MSE:
             for c in range(n_out):
@@ -246,17 +251,24 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
                     err += y[c] * np.log(y[c])
                 err += out[c] - y[c] - y[c] * z[c]
         if with_loss:
-            row_loss[r] = err * w
+            row_loss[r] = err * (swbuf[r] if weighted else 1.0)
         if with_delta:
-            d_row = d_off + r * n_out
-            d = delta_buf[d_row:d_row + n_out]
+            d = delta_buf[d_off + r * n_out:d_off + (r + 1) * n_out]
             for c in range(n_out):
                 d[c] = out[c] - y[c]
-            if loss_code == MSE:  # not a canonical pair unless the output is the identity
-                _scale_by_derivative(out_code, o_buf, o_row, delta_buf, d_row, n_out)
-            if weighted:
-                for c in range(n_out):
-                    d[c] *= w
+    if not with_delta:
+        return
+    # MSE is not a canonical pair unless the output is the identity: times g_o'(a), then
+    # the sample weight (the order of the per-row code this replaces).
+    if loss_code == MSE:
+        _scale_by_derivative(out_code, o_buf, o_off + r0 * n_out, delta_buf,
+                             d_off + r0 * n_out, (r1 - r0) * n_out)
+    if weighted:
+        for r in range(r0, r1):
+            w = swbuf[r]
+            d = delta_buf[d_off + r * n_out:d_off + (r + 1) * n_out]
+            for c in range(n_out):
+                d[c] *= w
 
 
 # ---------------------------------------------------------------------------
@@ -366,7 +378,7 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
 @jit_serial
 def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off,
                          src_ld, dst, dst_off, scalars, out_code, loss_code, with_loss,
-                         with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf,
+                         with_delta, weighted, ybuf, swbuf, o_buf, o_off, delta_buf,
                          d_off, row_loss):
     tid = get_thread_id()
     sc = scalars[2 * tid:2 * tid + 2]
@@ -374,7 +386,7 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
                            src, src_off, src_ld, dst, dst_off, sc)
     if is_output:
         _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_o, n_out,
-                     r0, r1, dst, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss)
+                     r0, r1, dst, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss)
 
 
 # Each pass below exists twice, as a serial loop and as a prange loop over the same
@@ -384,22 +396,22 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
 @jit_parallel
 def _forward_layer_par(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
-                       weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
+                       weighted, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
     for t in prange(_n_tiles(m, n_out, n_in, is_output)):
         _forward_layer_tasks(np.int64(t), m, n_in, n_out, is_output, code, theta, w_o, b_o,
                              src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
-                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld,
+                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off,
                              delta_buf, d_off, row_loss)
 
 
 @jit_serial
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
-                       weighted, ybuf, swbuf, o_buf, o_off, o_ld, delta_buf, d_off, row_loss):
+                       weighted, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
     for t in range(_n_tiles(m, n_out, n_in, is_output)):
         _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
                              src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
-                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off, o_ld,
+                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off,
                              delta_buf, d_off, row_loss)
 
 
@@ -705,8 +717,7 @@ def _fused_block(m, x_flat, Y, sw, weighted, order, start, with_gradient, alpha,
     _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off, hidden_code,
                    acts, logits)
     _output_rows(out_code, loss_code, yes, with_gradient, weighted, theta, b_off[n_layers - 1],
-                 n_out, row0, m, logits, ybuf, swbuf, acts, o_off, n_out, deltas, o_off,
-                 row_loss)
+                 n_out, row0, m, logits, ybuf, swbuf, acts, o_off, deltas, o_off, row_loss)
     if with_gradient:
         # Scaling the output error terms by alpha scales every later error term and
         # gradient contribution by it too: the recursion is linear in them.
@@ -763,7 +774,7 @@ def _fused_batch(x_flat, Y, sw, weighted, order, start, stop, with_gradient, the
 @jit_serial
 def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                   with_loss, with_delta, weighted, src, src_off, src_ld, acts, logits, ybuf,
-                  swbuf, o_buf, o_off, o_ld, deltas, row_loss, scalars, threads):
+                  swbuf, o_buf, o_off, deltas, row_loss, scalars, threads):
     """Forward phase for ``m`` rows whose inputs start at ``src[src_off]`` (row stride
     ``src_ld``): activation sums and outputs layer by layer, then the output layer's
     outputs into ``o_buf`` and, when asked, its error terms and the rows' errors.
@@ -785,12 +796,12 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
             _forward_layer_par(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
                                loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
-                               o_buf, o_off, o_ld, deltas, act_off[n_layers], row_loss)
+                               o_buf, o_off, deltas, act_off[n_layers], row_loss)
         else:
             _forward_layer_ser(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
                                loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
-                               o_buf, o_off, o_ld, deltas, act_off[n_layers], row_loss)
+                               o_buf, o_off, deltas, act_off[n_layers], row_loss)
 
 
 @jit_serial
@@ -860,7 +871,6 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
     block by block, serially or on ``threads``. ``finite`` (int64, a slot per block row)
     receives each gathered row's finiteness."""
     n_layers = sizes.shape[0] - 1
-    n_out = sizes[n_layers]
     weight_sum = _weight_sum(sw, weighted, order, start, stop)
     alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
     loss_sum = 0.0
@@ -879,8 +889,8 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
                 return loss_sum, weight_sum, False
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
-                      sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], n_out,
-                      deltas, row_loss, scalars, threads)
+                      sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], deltas,
+                      row_loss, scalars, threads)
         if with_gradient:
             backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
                            act_off, hidden_code, acts, deltas, grad, scalars, threads)
@@ -946,8 +956,8 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
             _fused_forward(m, x_flat, row_offs, theta, sizes, w_off, b_off, act_off,
                            hidden_code, acts, logits)
             _output_rows(out_code, any_loss, no, no, no, theta, b_off[n_layers - 1], n_out,
-                         row0, m, logits, logits, logits, o_flat, b0 * n_out, n_out, logits,
-                         row0, logits)
+                         row0, m, logits, logits, logits, o_flat, b0 * n_out, logits, row0,
+                         logits)
         if tiled is not None:
             # ``row_offs`` (unused on this path) receives the per-row verdicts.
             if threads is not None:
@@ -959,7 +969,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
                     return False
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
-                          logits, o_flat, b0 * n_out, n_out, logits, logits, scalars, threads)
+                          logits, o_flat, b0 * n_out, logits, logits, scalars, threads)
     return True
 
 
