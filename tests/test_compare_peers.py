@@ -59,6 +59,17 @@ def test_targets_skip_peers_that_did_not_run():
     assert compare_peers.check_targets(report) == []
 
 
+def test_float64_targets_are_no_slower_than_every_peer():
+    report = _report(0.1, 0.09)
+    report["meta"] = {"dtype": "float64"}
+    report["workloads"]["W3"]["peers"]["torch"] = {"status": "ok", "median_s": 0.3}
+    report["workloads"]["W4"] = report["workloads"]["W3"]  # no peak target in float64
+    checks = compare_peers.check_targets(report)
+    assert {(c["workload"], c["peer"], c["target"], c["met"]) for c in checks} == {
+        ("W3", "jax", 1.0, False), ("W3", "torch", 1.0, True),
+        ("W4", "jax", 1.0, False), ("W4", "torch", 1.0, True)}
+
+
 def test_peak_target_compares_the_share_of_the_peak():
     report = _report(0.1, 0.2)
     report["workloads"]["W4"] = report["workloads"].pop("W3")
