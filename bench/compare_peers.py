@@ -124,7 +124,8 @@ def run_child(arguments, n_threads, timeout):
 
 
 def merge_rounds(records):
-    """Pool the repeats of several rounds of one peer into one record."""
+    """Pool the repeats of several rounds of one peer (or of the products-only
+    measurement, which has no memory figure) into one record."""
     ok = [r for r in records if r.get("status") == "ok"]
     if not ok:
         return records[-1]
@@ -133,7 +134,8 @@ def merge_rounds(records):
     merged["median_s"] = statistics.median(merged["times_s"])
     merged["first_call_s"] = statistics.median(r["first_call_s"] for r in ok)
     merged["first_calls_s"] = [r["first_call_s"] for r in ok]
-    merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ok)
+    if "peak_rss_mb" in merged:
+        merged["peak_rss_mb"] = max(r["peak_rss_mb"] for r in ok)
     merged["rounds"] = len(ok)
     return merged
 
@@ -153,18 +155,6 @@ def add_derived(workload, peers, peak_gflops):
         record["percent_of_peak"] = (100.0 * record["gflops"] / peak_gflops
                                      if peak_gflops and record["gflops"] else None)
     return flops
-
-
-def merge_products(records):
-    """Pool the rounds of the products-only measurement of one workload."""
-    ok = [r for r in records if r.get("status") == "ok"]
-    if not ok:
-        return records[-1] if records else {"status": "not measured"}
-    merged = dict(ok[-1])
-    merged["times_s"] = [t for r in ok for t in r["times_s"]]
-    merged["median_s"] = statistics.median(merged["times_s"])
-    merged["rounds"] = len(ok)
-    return merged
 
 
 def check_targets(report):
@@ -479,7 +469,7 @@ def main(argv=None):
             report["workloads"][workload.name] = {
                 "definition": dataclasses.asdict(workload), "flops": flops, "peers": merged}
             if products:
-                report["workloads"][workload.name]["products"] = merge_products(products)
+                report["workloads"][workload.name]["products"] = merge_rounds(products)
     report["targets"] = check_targets(report)
 
     print()
