@@ -416,46 +416,69 @@ def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, sr
 
 
 @jit_serial
-def _backward_layer_tasks(t, n_wg, n_dt, m, n_in, n_out, code, alpha, beta, theta, w_o, b_o,
-                          src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
-    """Task ``t`` of a backward region: the ``n_dt`` delta tiles are spread evenly among the
-    ``n_wg`` weight-gradient tiles (slot ``t`` holds a delta tile when ``t * n_dt // total``
-    steps up), because the thread pool hands out contiguous runs of tasks and the two
-    kinds differ in cost. The mapping is fixed, so each tile's bits never change."""
-    tid = get_thread_id()
-    sc = scalars[2 * tid:2 * tid + 2]
-    total = n_wg + n_dt
-    deltas_before = (t * n_dt) // total
-    if ((t + 1) * n_dt) // total > deltas_before:
-        _delta_tile(deltas_before, m, n_in, n_out, code, theta, w_o, deltas, d_off, src,
-                    p_off, deltas, sc)
-    else:
-        _weight_grad_tile(t - deltas_before, m, n_in, n_out, alpha, beta, src, src_off,
-                          src_ld, deltas, d_off, grad, w_o, b_o, sc)
-
-
-# Weight-gradient tiles and delta-recursion tiles only read delta_l and W_l, so both
-# kinds share one parallel region (one barrier per layer instead of two).
-@jit_parallel
-def _backward_layer_par(m, n_in, n_out, with_delta_prev, code, alpha, beta, theta, w_o, b_o,
-                        src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
-    n_wg = _n_weight_grad_tiles(m, n_in, n_out)
-    n_dt = _n_delta_tiles(m, n_in, n_out) if with_delta_prev else 0
-    for t in prange(n_wg + n_dt):
-        _backward_layer_tasks(np.int64(t), n_wg, n_dt, m, n_in, n_out, code, alpha, beta, theta,
-                              w_o, b_o, src, src_off, src_ld, deltas, d_off, p_off, grad,
-                              scalars)
+def _backward_region_counts(l, m, sizes):
+    """Tile counts of backward region ``l``: ``(n_dt, n_wa, n_wb)``, the delta tiles of
+    ``delta_{l-1}`` (none for ``l == 0``), the weight-gradient tiles of layer ``l + 1``
+    (none for the output layer) and, in the last region (``l == 0``), of layer 0."""
+    n_layers = sizes.shape[0] - 1
+    n_dt = _n_delta_tiles(m, sizes[l], sizes[l + 1]) if l > 0 else 0
+    n_wa = _n_weight_grad_tiles(m, sizes[l + 1], sizes[l + 2]) if l + 1 < n_layers else 0
+    n_wb = _n_weight_grad_tiles(m, sizes[0], sizes[1]) if l == 0 else 0
+    return n_dt, n_wa, n_wb
 
 
 @jit_serial
-def _backward_layer_ser(m, n_in, n_out, with_delta_prev, code, alpha, beta, theta, w_o, b_o,
-                        src, src_off, src_ld, deltas, d_off, p_off, grad, scalars):
-    n_wg = _n_weight_grad_tiles(m, n_in, n_out)
-    n_dt = _n_delta_tiles(m, n_in, n_out) if with_delta_prev else 0
-    for t in range(n_wg + n_dt):
-        _backward_layer_tasks(t, n_wg, n_dt, m, n_in, n_out, code, alpha, beta, theta,
-                              w_o, b_o, src, src_off, src_ld, deltas, d_off, p_off, grad,
-                              scalars)
+def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off, code,
+                          alpha, beta, theta, acts, deltas, grad, scalars):
+    """Task ``t`` of backward region ``l`` (see ``backward_block``).
+
+    The ``n_dt`` delta tiles are spread evenly among the weight-gradient tiles (slot ``t``
+    holds a delta tile when ``t * n_dt // total`` steps up), and layer ``l + 1``'s among
+    layer 0's, because the thread pool hands out contiguous runs of tasks and the kinds
+    differ in cost. The mapping is fixed, so each tile's bits never change.
+    """
+    tid = get_thread_id()
+    sc = scalars[2 * tid:2 * tid + 2]
+    total = n_dt + n_wa + n_wb
+    deltas_before = (t * n_dt) // total
+    if ((t + 1) * n_dt) // total > deltas_before:
+        _delta_tile(deltas_before, m, sizes[l], sizes[l + 1], code, theta, w_off[l], deltas,
+                    act_off[l + 1], acts, act_off[l], deltas, sc)
+        return
+    # Among the weight-gradient slots, layer l + 1's tiles are spread the same way.
+    k = t - deltas_before
+    n_wg = n_wa + n_wb
+    a_before = (k * n_wa) // n_wg
+    g = 0  # the layer whose weight gradient this task computes
+    if ((k + 1) * n_wa) // n_wg > a_before:
+        g, k = l + 1, a_before
+    else:
+        k -= a_before
+    n_in = sizes[g]
+    _weight_grad_tile(k, m, n_in, sizes[g + 1], alpha, beta, acts, act_off[g], n_in, deltas,
+                      act_off[g + 1], grad, w_off[g], b_off[g], sc)
+
+
+# Region l computes delta_{l-1} (which reads W_l) together with the gradient of layer
+# l + 1, whose weights the delta recursion no longer needs: one barrier per layer, and
+# no region writes weights that another task of it reads, so the SGD step can be
+# written straight into theta (``backward_block``).
+@jit_parallel
+def _backward_region_par(l, m, sizes, w_off, b_off, act_off, code, alpha, beta, theta, acts,
+                         deltas, grad, scalars):
+    n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
+    for t in prange(n_dt + n_wa + n_wb):
+        _backward_region_task(np.int64(t), l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off,
+                              act_off, code, alpha, beta, theta, acts, deltas, grad, scalars)
+
+
+@jit_serial
+def _backward_region_ser(l, m, sizes, w_off, b_off, act_off, code, alpha, beta, theta, acts,
+                         deltas, grad, scalars):
+    n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
+    for t in range(n_dt + n_wa + n_wb):
+        _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off, code,
+                              alpha, beta, theta, acts, deltas, grad, scalars)
 
 
 @jit_serial
@@ -811,19 +834,20 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
     recursion down to the first hidden layer and ``grad = alpha * dE/dtheta + beta * grad``
     (``beta`` 0 overwrites, 1 accumulates over blocks).
 
+    ``grad`` may be ``theta`` itself: with ``alpha = -lr * (the batch's 1 / weight sum)`` and
+    ``beta = 1`` this applies the plain SGD step inside the products. Region ``l`` (layers
+    from the output down) computes ``delta_{l-1}``, which reads ``W_l``, and writes the
+    gradient of layer ``l + 1``, whose weights no later region reads.
+
     Written: ``deltas`` (hidden layers), ``grad``, ``scalars``.
     """
-    n_layers = sizes.shape[0] - 1
-    for l in range(n_layers - 1, -1, -1):
-        n_in, n_out = sizes[l], sizes[l + 1]
+    for l in range(sizes.shape[0] - 2, -1, -1):
         if threads is not None:
-            _backward_layer_par(m, n_in, n_out, l > 0, hidden_code, alpha, beta, theta,
-                                w_off[l], b_off[l], acts, act_off[l], n_in, deltas,
-                                act_off[l + 1], act_off[l], grad, scalars)
+            _backward_region_par(l, m, sizes, w_off, b_off, act_off, hidden_code, alpha, beta,
+                                 theta, acts, deltas, grad, scalars)
         else:
-            _backward_layer_ser(m, n_in, n_out, l > 0, hidden_code, alpha, beta, theta,
-                                w_off[l], b_off[l], acts, act_off[l], n_in, deltas,
-                                act_off[l + 1], act_off[l], grad, scalars)
+            _backward_region_ser(l, m, sizes, w_off, b_off, act_off, hidden_code, alpha, beta,
+                                 theta, acts, deltas, grad, scalars)
 
 
 @jit_serial(entry=True, with_loss=types.boolean, input_off=types.int64)
@@ -859,17 +883,23 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
         loss_sum, weight_sum, finite = _tiled_batch(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
             b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf,
-            swbuf, deltas, row_loss, row_offs, grad, scalars, threads)
+            swbuf, deltas, row_loss, row_offs, grad, scalars, threads, 0.0)
     return loss_sum, weight_sum, finite
 
 
 @jit_serial(with_loss=types.boolean, input_off=types.int64)
 def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                  b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, threads):
+                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, threads, sgd_lr):
     """``batch_loss_and_gradient`` on the tiled path: gather, forward and backward phases
     block by block, serially or on ``threads``. ``finite`` (int64, a slot per block row)
-    receives each gathered row's finiteness."""
+    receives each gathered row's finiteness.
+
+    ``sgd_lr > 0`` (only for batches of one block, ``stop - start <= block_rows``): instead
+    of the gradient, apply the plain SGD step ``theta -= sgd_lr * gradient`` inside the
+    weight-gradient products (``grad`` is not written). That saves the pass that zeroes
+    the gradient before the products and the separate update pass over ``theta``.
+    """
     n_layers = sizes.shape[0] - 1
     weight_sum = _weight_sum(sw, weighted, order, start, stop)
     alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
@@ -891,7 +921,10 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
                       sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], deltas,
                       row_loss, scalars, threads)
-        if with_gradient:
+        if with_gradient and sgd_lr > 0:
+            backward_block(m, -sgd_lr * alpha, 1.0, theta, sizes, w_off, b_off, act_off,
+                           hidden_code, acts, deltas, theta, scalars, threads)
+        elif with_gradient:
             backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
                            act_off, hidden_code, acts, deltas, grad, scalars, threads)
         for r in range(m):
@@ -1030,6 +1063,11 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
     """
     n = X.shape[0]
     x_flat = X.reshape(-1)  # once per call, not per step (the fused path reads rows from it)
+    # Plain SGD on the tiled path with one block per batch: the step is applied inside the
+    # weight-gradient products (``_tiled_batch``). A batch loss that is not finite then
+    # finds the step applied, but the roll-back below restores the epoch's start anyway.
+    sgd_in_products = (tiled is not None and opt_code == SGD and l2 == 0
+                       and batch_size <= block_rows)
     steps = 0
     with_gradient = True
     progress[STATUS] = RUNNING
@@ -1063,7 +1101,8 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
             loss_sum, weight_sum, finite = _tiled_batch(
                 X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, threads)
+                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, threads,
+                lr if sgd_in_products else 0.0)
         rows = stop - start
         penalty = 0.0
         l2_scale = 0.0
@@ -1077,8 +1116,9 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         sums[DATA_LOSS_SUM] += rows * batch_loss
         sums[PENALTY_SUM] += rows * penalty
         progress[STEP] += 1
-        apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, progress[STEP], chunks,
-                     grad, theta, opt_m, opt_v, weight_sq, threads)
+        if not sgd_in_products:
+            apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, progress[STEP], chunks,
+                         grad, theta, opt_m, opt_v, weight_sq, threads)
         if l2 > 0:
             sq = 0.0
             for ch in range(chunks.shape[0]):  # fixed order over the chunk sums

@@ -104,6 +104,26 @@ def test_threaded_path_matches_reference(optimizer, rng):
     np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("sizes", [[3, 2], [5, 7, 3], [4, 6, 5, 3], [4, 6, 5, 4, 3]])
+def test_plain_sgd_step_written_by_the_products_equals_gradient_then_update(sizes, rng):
+    # On the tiled path, plain SGD without L2 writes its step into the weights from the
+    # weight-gradient products themselves; the gradient buffer is then never written.
+    weights, biases = random_params(sizes, rng)
+    net = use_path(Network.from_weights(weights, biases, "tanh", "softmax", "cross_entropy"),
+                   "tiled")
+    X = rng.standard_normal((20, sizes[0]))
+    Y = make_targets("cross_entropy", "softmax", 20, sizes[-1], rng)
+    dW, db = net.gradients(X, Y)
+    net._engine.grad[:] = 7.0
+    net.fit(X, Y, epochs=1, learning_rate=0.3)  # one full-batch step
+    expected = [p - 0.3 * g for p, g in zip(weights + biases, dW + db)]
+    assert max_rel_diff(net.weights + net.biases, expected) < 1e-14
+    assert (net._engine.grad == 7.0).all()
+    # Any other optimizer, or an L2 penalty, takes the gradient and then the update pass.
+    net.fit(X, Y, epochs=1, learning_rate=0.3, l2=0.1)
+    assert not (net._engine.grad == 7.0).all()
+
+
 @pytest.mark.parametrize("path", PATHS)
 def test_batches_larger_than_a_block_accumulate_exactly(path, rng):
     net, ref = twins([6, 8, 3], "sigmoid", "softmax", "cross_entropy", rng, path=path)

@@ -75,34 +75,44 @@ def test_bitwise_identical_weights_on_one_and_two_threads():
     assert one == two and len(one.splitlines()) == 2
 
 
-def test_n_threads_setting_does_not_change_a_bit(rng):
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])  # step in the products, or not
+def test_n_threads_setting_does_not_change_a_bit(optimizer, rng):
     X = rng.standard_normal((600, 80))
     Y = make_targets("cross_entropy", "softmax", 600, 10, rng)
     thetas = []
     for n_threads in (1, 2, None):
         net = Network([80, 256, 10], "relu", "softmax", "cross_entropy", random_state=0,
                       n_threads=n_threads)
-        net.fit(X, Y, epochs=2, batch_size=128, optimizer="momentum")
+        net.fit(X, Y, epochs=2, batch_size=128, optimizer=optimizer)
         thetas.append(net._engine.theta.copy())
     assert all(np.array_equal(thetas[0], t) for t in thetas[1:])
 
 
+def network_on_path(fused):
+    """The 3-8-1 network of the divergence test, forced onto the fused or the tiled path
+    (where plain SGD writes its step from inside the products)."""
+    net = Network([3, 8, 1], "identity", "identity", "mse", random_state=0)
+    net._engine.fused = fused
+    return net
+
+
 # With these rates the run blows up in its first epoch, or in its second.
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("learning_rate,epochs_completed", [(0.02, 0), (0.01, 1)])
 def test_divergence_stops_with_a_clear_error_at_the_last_finite_epoch(learning_rate,
-                                                                      epochs_completed):
+                                                                      epochs_completed, fused):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 3)) * 10
     Y = rng.standard_normal((64, 1)) * 10
     kwargs = dict(learning_rate=learning_rate, batch_size=8, random_state=0)
-    net = Network([3, 8, 1], "identity", "identity", "mse", random_state=0)
+    net = network_on_path(fused)
     with pytest.raises(TrainingDiverged, match="diverged in epoch .*smaller learning_rate"):
         net.fit(X, Y, epochs=200, **kwargs)
     assert len(net.loss_curve_) == epochs_completed
     assert np.isfinite(net.loss_curve_).all()
     assert all(np.isfinite(w).all() for w in net.weights + net.biases)
     # The network holds exactly the parameters of the end of the last completed epoch.
-    again = Network([3, 8, 1], "identity", "identity", "mse", random_state=0)
+    again = network_on_path(fused)
     if epochs_completed:
         again.fit(X, Y, epochs=epochs_completed, **kwargs)
     assert all(np.array_equal(a, b) for a, b in zip(net.weights + net.biases,
