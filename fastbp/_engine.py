@@ -217,12 +217,13 @@ class Engine:
                 and flops >= PARALLEL_MIN_FLOPS)
 
     def _paths(self, rows):
-        """The kernels' ``fused``, ``tiled`` and ``threads`` arguments: ``(True, None, None)``
+        """The kernels' ``fused``, ``tiled`` and ``threads`` flags: ``(True, None, None)``
         for the fused small-network path, else ``(None, True, None)`` (serial tiles) or
-        ``(None, True, n)`` (tiles on ``n`` threads)."""
+        ``(None, None, True)`` (tiles on Numba's threads, as many as
+        ``compiled_call_threads`` sets)."""
         if self.fused:
             return True, None, None
-        return None, True, (resolve_n_threads(self.n_threads) if self._parallel(rows) else None)
+        return (None, None, True) if self._parallel(rows) else (None, True, None)
 
     def _no_weights(self):
         return np.zeros(0, self.dtype)

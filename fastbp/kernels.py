@@ -24,10 +24,12 @@ rows (bias gradients, the batch loss) run serially in a fixed order. The paralle
 helpers (``*_par``) and their serial twins (``*_ser``) call the same tile functions, so
 1 thread, N threads and the serial path give bitwise identical results.
 
-The entry points take ``threads``: ``None`` runs everything serially, an int runs the
-passes on Numba's thread pool (whose size the caller sets). The choice is made by the
-argument's *type*: Numba prunes the ``threads is not None`` branches before typing, so
-a serial run never compiles the threaded passes (compiling them costs seconds).
+The entry points take three path flags, ``fused``, ``tiled`` and ``threads``: exactly one
+is ``True`` and the others ``None`` (the small-network path, serial tiles, tiles on Numba's
+thread pool, whose size the caller sets). The choice is made by the arguments' *types*:
+Numba prunes a branch on ``flag is not None`` before typing only when ``flag`` is None,
+so each path tests its own flag (``serial``/``threads`` in the helpers) and a run
+compiles only its own passes (each costs seconds to compile).
 
 All kernels take inputs first and written arrays last (documented per kernel), and
 trust their arguments: validation happens once, in the Python layer.
@@ -595,9 +597,10 @@ def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, 
 
 @jit_serial(inline=True)
 def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, grad, theta,
-                 opt_m, opt_v, weight_sq, threads):
+                 opt_m, opt_v, weight_sq, fused, tiled, threads):
     """One optimizer step ``theta <- theta - lr * (grad + l2_scale * W)`` (or its momentum,
     Nesterov or Adam form); ``step`` is the 1-based step number (Adam's bias correction).
+    Serial for the ``fused`` and ``tiled`` paths, threaded for ``threads``.
 
     Written: ``theta``, ``opt_m``/``opt_v`` (optimizer state), ``weight_sq`` (per-chunk
     sums of the squared new weights, for the next step's L2 penalty).
@@ -608,7 +611,7 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
     if threads is not None:
         _update_par(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                     theta, opt_m, opt_v, weight_sq)
-    else:
+    if fused is not None or tiled is not None:
         _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                     theta, opt_m, opt_v, weight_sq)
 
@@ -797,7 +800,7 @@ def _fused_batch(x_flat, Y, sw, weighted, order, start, stop, with_gradient, the
 @jit_serial
 def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                   with_loss, with_delta, weighted, src, src_off, src_ld, acts, logits, ybuf,
-                  swbuf, o_buf, o_off, deltas, row_loss, scalars, threads):
+                  swbuf, o_buf, o_off, deltas, row_loss, scalars, serial, threads):
     """Forward phase for ``m`` rows whose inputs start at ``src[src_off]`` (row stride
     ``src_ld``): activation sums and outputs layer by layer, then the output layer's
     outputs into ``o_buf`` and, when asked, its error terms and the rows' errors.
@@ -820,7 +823,7 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
                                loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
                                o_buf, o_off, deltas, act_off[n_layers], row_loss)
-        else:
+        if serial is not None:
             _forward_layer_ser(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
                                loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
@@ -829,7 +832,7 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
 
 @jit_serial
 def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
-                   deltas, grad, scalars, threads):
+                   deltas, grad, scalars, serial, threads):
     """Backward phase for ``m`` rows whose output error terms are in ``deltas``: the delta
     recursion down to the first hidden layer and ``grad = alpha * dE/dtheta + beta * grad``
     (``beta`` 0 overwrites, 1 accumulates over blocks).
@@ -845,7 +848,7 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
         if threads is not None:
             _backward_region_par(l, m, sizes, w_off, b_off, act_off, hidden_code, alpha, beta,
                                  theta, acts, deltas, grad, scalars)
-        else:
+        if serial is not None:
             _backward_region_ser(l, m, sizes, w_off, b_off, act_off, hidden_code, alpha, beta,
                                  theta, acts, deltas, grad, scalars)
 
@@ -868,10 +871,10 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
     ``row_loss``, ``row_offs`` (the fused path's row offsets, the tiled path's per-row
     finiteness), ``scalars``, and ``grad``.
 
-    ``fused``, ``tiled``: one is ``True``, the other ``None``. ``fused`` runs the
-    small-network path (``_fused_block``, always serial), ``tiled`` the tiled passes,
-    serially or on ``threads``. Numba drops a branch on an argument typed None at compile
-    time, so each compiled variant holds only its own path.
+    ``fused``, ``tiled``, ``threads``: one is ``True``, the others ``None``. ``fused`` runs
+    the small-network path (``_fused_block``, always serial), ``tiled`` the tiled passes
+    serially, ``threads`` the tiled passes on Numba's threads. Numba drops a branch on an
+    argument typed None at compile time, so each compiled variant holds only its own path.
     """
     if fused is not None:
         return _fused_batch(X.reshape(-1), Y, sw, weighted, order, start, stop, with_gradient,
@@ -879,20 +882,22 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
                             loss_code, block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
                             row_offs, grad)
     loss_sum, weight_sum, finite = 0.0, 0.0, True
-    if tiled is not None:
+    if tiled is not None or threads is not None:
         loss_sum, weight_sum, finite = _tiled_batch(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
             b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf,
-            swbuf, deltas, row_loss, row_offs, grad, scalars, threads, 0.0)
+            swbuf, deltas, row_loss, row_offs, grad, scalars, tiled, threads, 0.0)
     return loss_sum, weight_sum, finite
 
 
 @jit_serial(with_loss=types.boolean, input_off=types.int64)
 def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                  b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, threads, sgd_lr):
+                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, serial, threads,
+                 sgd_lr):
     """``batch_loss_and_gradient`` on the tiled path: gather, forward and backward phases
-    block by block, serially or on ``threads``. ``finite`` (int64, a slot per block row)
+    block by block, serially (``serial``) or on Numba's threads (``threads``); one of the
+    two flags is ``True``, the other ``None``. ``finite`` (int64, a slot per block row)
     receives each gathered row's finiteness.
 
     ``sgd_lr > 0`` (only for batches of one block, ``stop - start <= block_rows``): instead
@@ -912,7 +917,7 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
         m = min(stop, b0 + block_rows) - b0
         if threads is not None:
             _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
-        else:
+        if serial is not None:
             _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
         for r in range(m):
             if finite[r] == 0:
@@ -920,13 +925,14 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
                       sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], deltas,
-                      row_loss, scalars, threads)
+                      row_loss, scalars, serial, threads)
         if with_gradient and sgd_lr > 0:
             backward_block(m, -sgd_lr * alpha, 1.0, theta, sizes, w_off, b_off, act_off,
-                           hidden_code, acts, deltas, theta, scalars, threads)
+                           hidden_code, acts, deltas, theta, scalars, serial, threads)
         elif with_gradient:
             backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
-                           act_off, hidden_code, acts, deltas, grad, scalars, threads)
+                           act_off, hidden_code, acts, deltas, grad, scalars, serial,
+                           threads)
         for r in range(m):
             loss_sum += row_loss[r]
         first = False
@@ -991,18 +997,19 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
             _output_rows(out_code, any_loss, no, no, no, theta, b_off[n_layers - 1], n_out,
                          row0, m, logits, logits, logits, o_flat, b0 * n_out, logits, row0,
                          logits)
-        if tiled is not None:
+        if tiled is not None or threads is not None:
             # ``row_offs`` (unused on this path) receives the per-row verdicts.
             if threads is not None:
                 _rows_finite_par(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
-            else:
+            if tiled is not None:
                 _rows_finite_ser(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
             for r in range(m):
                 if row_offs[r] == 0:
                     return False
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
-                          logits, o_flat, b0 * n_out, logits, logits, scalars, threads)
+                          logits, o_flat, b0 * n_out, logits, logits, scalars, tiled,
+                          threads)
     return True
 
 
@@ -1066,7 +1073,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
     # Plain SGD on the tiled path with one block per batch: the step is applied inside the
     # weight-gradient products (``_tiled_batch``). A batch loss that is not finite then
     # finds the step applied, but the roll-back below restores the epoch's start anyway.
-    sgd_in_products = (tiled is not None and opt_code == SGD and l2 == 0
+    sgd_in_products = (fused is None and opt_code == SGD and l2 == 0
                        and batch_size <= block_rows)
     steps = 0
     with_gradient = True
@@ -1097,11 +1104,11 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 x_flat, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
                 ybuf, swbuf, deltas, row_loss, row_offs, grad)
-        if tiled is not None:
+        if tiled is not None or threads is not None:
             loss_sum, weight_sum, finite = _tiled_batch(
                 X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, threads,
+                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, tiled, threads,
                 lr if sgd_in_products else 0.0)
         rows = stop - start
         penalty = 0.0
@@ -1118,7 +1125,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         progress[STEP] += 1
         if not sgd_in_products:
             apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, progress[STEP], chunks,
-                         grad, theta, opt_m, opt_v, weight_sq, threads)
+                         grad, theta, opt_m, opt_v, weight_sq, fused, tiled, threads)
         if l2 > 0:
             sq = 0.0
             for ch in range(chunks.shape[0]):  # fixed order over the chunk sums
