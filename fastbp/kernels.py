@@ -277,7 +277,13 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
 # Tiles of the three products of backpropagation
 # ---------------------------------------------------------------------------
 
-@jit_serial(no_trans=types.boolean)
+# The tile functions and the task dispatchers below are inlined (Numba IR) into the
+# parallel regions and their serial twins, like the block passes into the entry points
+# (see "Forward and backward passes"): each compiled level re-optimises its whole call
+# tree. Measured, empty cache: 784-128-10 first fit on 2 threads 14.0 -> 12.5-12.9 s,
+# 64-64-10 on serial tiles 9.9 -> 8.0 s; run times unchanged.
+
+@jit_serial(inline=True)
 def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
                   src, src_off, src_ld, dst, dst_off, scalars):
     """Tile ``t`` of ``a = o_prev @ W + b, o = g(a)``; writes ``dst`` (and ``scalars``).
@@ -287,7 +293,7 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     """
     r0, r1, c0, c1 = _tile_bounds(t, m, n_out, n_in, is_output)
     rows = r1 - r0
-    no_trans = False
+    no_trans = np.bool_(False)  # typed, not literal: this body is inlined
     gemm_rm(no_trans, no_trans, rows, c1 - c0, n_in, 1.0, src, src_off + r0 * src_ld, src_ld,
             theta, w_o + c0, n_out, 0.0, dst, dst_off + r0 * n_out + c0, n_out, scalars)
     if not is_output:
@@ -295,13 +301,13 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     return r0, r0 + rows
 
 
-@jit_serial(trans=types.boolean, no_trans=types.boolean)
+@jit_serial(inline=True)
 def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
                       delta, d_off, grad, w_o, b_o, scalars):
     """Tile ``t`` of ``dW = alpha * o_prev^T @ delta + beta * dW``; the tiles of the first
     row block also own their columns of ``db = alpha * sum_rows delta + beta * db``.
     Writes ``grad`` (and ``scalars``)."""
-    trans, no_trans = True, False
+    trans, no_trans = np.bool_(True), np.bool_(False)  # typed, not literal: inlined
     i0, i1, c0, c1 = _tile_bounds(t, n_in, n_out, m, no_trans)
     gemm_rm(trans, no_trans, i1 - i0, c1 - c0, m, alpha, src, src_off + i0, src_ld,
             delta, d_off + c0, n_out, beta, grad, w_o + i0 * n_out + c0, n_out, scalars)
@@ -357,12 +363,12 @@ def _n_delta_tiles(m, n_in, n_out):
     return _n_tiles(m, n_in, n_out, no)
 
 
-@jit_serial(trans=types.boolean, no_trans=types.boolean)
+@jit_serial(inline=True)
 def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off,
                 delta_prev, scalars):
     """Tile ``t`` of the delta recursion ``delta_prev = g'(o_prev) * (delta @ W^T)``.
     Writes ``delta_prev`` (and ``scalars``)."""
-    trans, no_trans = True, False
+    trans, no_trans = np.bool_(True), np.bool_(False)  # typed, not literal: inlined
     r0, r1, c0, c1 = _tile_bounds(t, m, n_in, n_out, no_trans)
     gemm_rm(no_trans, trans, r1 - r0, c1 - c0, n_out, 1.0, delta, d_off + r0 * n_out, n_out,
             theta, w_o + c0 * n_out, n_out, 0.0, delta_prev, p_off + r0 * n_in + c0, n_in,
@@ -377,7 +383,7 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
 # Layer passes: each is one parallel region (or its serial twin)
 # ---------------------------------------------------------------------------
 
-@jit_serial
+@jit_serial(inline=True)
 def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off,
                          src_ld, dst, dst_off, scalars, out_code, loss_code, with_loss,
                          with_delta, weighted, ybuf, swbuf, o_buf, o_off, delta_buf,
@@ -429,7 +435,7 @@ def _backward_region_counts(l, m, sizes):
     return n_dt, n_wa, n_wb
 
 
-@jit_serial
+@jit_serial(inline=True)
 def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off, code,
                           alpha, beta, theta, acts, deltas, grad, scalars):
     """Task ``t`` of backward region ``l`` (see ``backward_block``).
