@@ -1084,7 +1084,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
     # Plain SGD on the tiled path with one block per batch: the step is applied inside the
     # weight-gradient products (``_tiled_batch``). A batch loss that is not finite then
     # finds the step applied, but the roll-back below restores the epoch's start anyway.
-    sgd_in_products = (fused is None and opt_code == SGD and l2 == 0
+    sgd_in_products = (fused is None and opt_code == SGD and l2 == 0 and lr > 0
                        and batch_size <= block_rows)
     steps = 0
     with_gradient = True
