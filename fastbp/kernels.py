@@ -436,6 +436,17 @@ def _backward_region_counts(l, m, sizes):
 
 
 @jit_serial(inline=True)
+def _spread_slot(t, n_few, total):
+    """Slot ``t`` of ``total`` slots, where ``n_few`` slots of one kind are spread evenly
+    among the others: ``(True, i)`` for the ``i``-th of those, else ``(False, j)`` for the
+    ``j``-th of the rest."""
+    before = (t * n_few) // total
+    if ((t + 1) * n_few) // total > before:
+        return True, before
+    return False, t - before
+
+
+@jit_serial(inline=True)
 def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off, code,
                           alpha, beta, theta, acts, deltas, grad, scalars):
     """Task ``t`` of backward region ``l`` (see ``backward_block``).
@@ -447,21 +458,13 @@ def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_of
     """
     tid = get_thread_id()
     sc = scalars[2 * tid:2 * tid + 2]
-    total = n_dt + n_wa + n_wb
-    deltas_before = (t * n_dt) // total
-    if ((t + 1) * n_dt) // total > deltas_before:
-        _delta_tile(deltas_before, m, sizes[l], sizes[l + 1], code, theta, w_off[l], deltas,
+    is_delta, k = _spread_slot(t, n_dt, n_dt + n_wa + n_wb)
+    if is_delta:
+        _delta_tile(k, m, sizes[l], sizes[l + 1], code, theta, w_off[l], deltas,
                     act_off[l + 1], acts, act_off[l], deltas, sc)
         return
-    # Among the weight-gradient slots, layer l + 1's tiles are spread the same way.
-    k = t - deltas_before
-    n_wg = n_wa + n_wb
-    a_before = (k * n_wa) // n_wg
-    g = 0  # the layer whose weight gradient this task computes
-    if ((k + 1) * n_wa) // n_wg > a_before:
-        g, k = l + 1, a_before
-    else:
-        k -= a_before
+    is_next, k = _spread_slot(k, n_wa, n_wa + n_wb)
+    g = l + 1 if is_next else 0  # the layer whose weight gradient this task computes
     n_in = sizes[g]
     _weight_grad_tile(k, m, n_in, sizes[g + 1], alpha, beta, acts, act_off[g], n_in, deltas,
                       act_off[g + 1], grad, w_off[g], b_off[g], sc)
