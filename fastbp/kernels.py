@@ -43,6 +43,7 @@ from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, C
                      IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
                      SIGMOID, SOFTMAX, TANH)
 from ._config import jit_parallel, jit_serial
+from ._exp import poly_exp
 from ._rng import permute_inplace
 
 
@@ -127,7 +128,7 @@ def _activate_inplace(code, buf, off, n):
     elif code == SIGMOID:
         for j in range(n):
             a = span[j]
-            e = np.exp(-abs(a))  # never overflows
+            e = poly_exp(-abs(a))  # never overflows
             r = 1.0 / (1.0 + e)
             span[j] = r if a >= 0 else e * r
     elif code == TANH:
@@ -135,7 +136,7 @@ def _activate_inplace(code, buf, off, n):
             span[j] = np.tanh(span[j])
     elif code == EXP:
         for j in range(n):
-            span[j] = np.exp(span[j])
+            span[j] = poly_exp(span[j])
 
 
 @jit_serial
@@ -186,6 +187,15 @@ def _hidden_epilogue(code, theta, b_o, buf, off, ld, rows, c0, c1):
             _activate_inplace(code, buf, row + c0, n)
 
 
+@jit_serial(inline=True)
+def _row_max(v):
+    """The largest element of the 1-D view ``v``."""
+    vmax = v[0]
+    for c in range(1, v.shape[0]):
+        vmax = max(vmax, v[c])
+    return vmax
+
+
 @jit_serial
 def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_o, n_out,
                  r0, r1, logits, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
@@ -204,23 +214,24 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
         for c in range(n_out):
             z[c] += bias[c]
             out[c] = z[c]
+        if out_code == SOFTMAX:  # exp(z - max z) follows, over the whole block
+            zmax = _row_max(z)
+            for c in range(n_out):
+                out[c] = z[c] - zmax
     # An elementwise g_o (and below, its derivative) in one call over all the rows: a call
-    # per row cost more than a 1-wide row's arithmetic (2-4-1 network).
-    if out_code != SOFTMAX:
-        _activate_inplace(out_code, o_buf, o_off + r0 * n_out, (r1 - r0) * n_out)
+    # per row cost more than a 1-wide row's arithmetic (2-4-1 network), and the exp of
+    # softmax vectorises over a whole block where a row is often narrower than a vector.
+    _activate_inplace(EXP if out_code == SOFTMAX else out_code, o_buf, o_off + r0 * n_out,
+                      (r1 - r0) * n_out)
     for r in range(r0, r1):
         z = logits[r * n_out:(r + 1) * n_out]
         out = o_buf[o_off + r * n_out:o_off + (r + 1) * n_out]
         log_total = 0.0
         if out_code == SOFTMAX:
-            zmax = z[0]
-            for c in range(1, n_out):
-                zmax = max(zmax, z[c])
+            zmax = _row_max(z)
             total = 0.0
             for c in range(n_out):
-                e = np.exp(z[c] - zmax)
-                out[c] = e
-                total += e
+                total += out[c]
             for c in range(n_out):
                 out[c] /= total
             log_total = zmax + np.log(total)

@@ -1,10 +1,13 @@
-"""Low-level kernels: the tiled matrix product and the shuffling generator."""
+"""Low-level kernels: the tiled matrix product, the vectorisable exp and the shuffling
+generator."""
 import itertools
 
 import numpy as np
 import pytest
+from numba import njit
 
 from fastbp._blas import SMALL_PRODUCT, gemm_rm
+from fastbp._exp import poly_exp
 from fastbp._rng import permute_inplace, permute_inplace_py, seed_state
 from fastbp.kernels import tile_cols, tile_rows
 
@@ -71,3 +74,76 @@ def test_shuffle_is_a_fair_permutation():
         counts[np.arange(5), order] += 1
     # Each value lands in each position 1/5 of the time (4000 of 20000; sd ~57).
     assert np.abs(counts - 4000).max() < 300
+
+
+@njit(cache=False)
+def _exp_in_loop(x, out):
+    for i in range(x.shape[0]):  # vectorised by LLVM
+        out[i] = poly_exp(x[i])
+
+
+@njit(cache=False)
+def _exp_one(x):
+    return poly_exp(x)
+
+
+def _ulp_distance(a, b):
+    bits = np.int32 if a.dtype == np.float32 else np.int64
+    return np.abs(a.view(bits).astype(np.int64) - b.view(bits).astype(np.int64))
+
+
+def _edges(x, n=25):
+    """``n`` floats on each side of ``x`` (of ``x``'s dtype), ``x`` included."""
+    up, down = [x], [x]
+    for _ in range(n):
+        up.append(np.nextafter(up[-1], x.dtype.type(np.inf)))
+        down.append(np.nextafter(down[-1], x.dtype.type(-np.inf)))
+    return np.array(up + down, x.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poly_exp_is_within_one_ulp_of_the_rounded_exp(dtype, rng):
+    lo, hi = (-104.0, 89.0) if dtype == np.float32 else (-745.5, 710.0)
+    x = np.concatenate([rng.uniform(lo, hi, 400_000), rng.uniform(-1, 1, 100_000),
+                        np.linspace(lo, hi, 10_001)]).astype(dtype)
+    # Around the overflow threshold and where results leave the subnormals for 0.
+    smallest = np.finfo(dtype).smallest_subnormal
+    x = np.concatenate([x, _edges(np.log(np.finfo(dtype).max).astype(dtype)),
+                        _edges(dtype(np.log(np.longdouble(smallest) / 2)))])
+    got = np.empty_like(x)
+    _exp_in_loop(x, got)
+    with np.errstate(over="ignore"):
+        exact = np.exp(x.astype(np.longdouble)).astype(dtype)
+    # Where long double is just double (not x86-64 Linux), the float64 reference is itself
+    # only within an ulp.
+    wide = np.finfo(np.longdouble).nmant > np.finfo(np.float64).nmant
+    tolerance = 1 if dtype == np.float32 or wide else 2
+    assert _ulp_distance(got, exact).max() <= tolerance
+    assert np.isinf(got[np.isinf(exact)]).all() and (got[exact == 0] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poly_exp_special_values(dtype):
+    x = np.array([0.0, -0.0, 1.0, np.inf, -np.inf, np.nan, 1e30, -1e30], dtype)
+    got = np.empty_like(x)
+    _exp_in_loop(x, got)
+    assert got[0] == 1 and got[1] == 1
+    assert abs(got[2] - np.e) <= np.spacing(dtype(np.e))
+    assert got[3] == np.inf and got[4] == 0 and np.isnan(got[5])
+    assert got[6] == np.inf and got[7] == 0
+    assert got.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poly_exp_gives_the_same_bits_in_vector_and_scalar_code(dtype, rng):
+    # A loop runs most elements in vectors and the rest one at a time; tiles of different
+    # widths split rows differently, so both must agree bit for bit.
+    x = rng.uniform(-30, 30, 1000).astype(dtype)
+    in_loop = np.empty_like(x)
+    _exp_in_loop(x, in_loop)
+    one_by_one = np.array([_exp_one(v) for v in x], dtype)
+    assert np.array_equal(in_loop.view(np.uint8), one_by_one.view(np.uint8))
+    for width in (1, 3, 7, 17):
+        part = np.empty(width, dtype)
+        _exp_in_loop(x[5:5 + width], part)
+        assert np.array_equal(part, in_loop[5:5 + width])
