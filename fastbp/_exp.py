@@ -5,8 +5,9 @@ loop that calls a function is not vectorised: softmax outputs and sigmoid activa
 then cost a call per element. ``poly_exp`` is plain arithmetic that LLVM inlines and
 vectorises instead: the usual reduction ``x = n ln2 + r`` with ``|r| <= ln2 / 2`` (``ln2``
 split in two parts, so ``n ln2`` is exact), a Taylor polynomial for ``exp(r)``, and
-``2**n`` built from its exponent bits. Measured on 2 cores (float32): a 64-64-10 sigmoid
-network's epoch 0.0133 -> 0.0105 s, W2 (softmax outputs) 0.0353 -> 0.0338 s.
+``2**n`` built from its exponent bits. Measured on 2 cores (float32, alternating runs): a
+64-64-10 sigmoid network's epoch 0.0149-0.0152 -> 0.0108-0.0112 s, W2 (softmax outputs)
+0.0348-0.0352 -> 0.0334-0.0337 s.
 
 Accuracy: within one unit in the last place of the correctly rounded ``exp`` over the
 whole range, subnormal results included (``tests/test_kernels.py`` checks it), where the C
