@@ -208,16 +208,16 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
     and ``row_loss``. With ``weighted`` both are multiplied by the row's sample weight.
     """
     bias = theta[b_o:b_o + n_out]
+    no_shift = cast_like(0.0, logits)
     for r in range(r0, r1):
         z = logits[r * n_out:(r + 1) * n_out]
         out = o_buf[o_off + r * n_out:o_off + (r + 1) * n_out]
         for c in range(n_out):
             z[c] += bias[c]
-            out[c] = z[c]
-        if out_code == SOFTMAX:  # exp(z - max z) follows, over the whole block
-            zmax = _row_max(z)
-            for c in range(n_out):
-                out[c] = z[c] - zmax
+        # Softmax takes exp(z - max z), the exp below over the whole block.
+        shift = _row_max(z) if out_code == SOFTMAX else no_shift
+        for c in range(n_out):
+            out[c] = z[c] - shift
     # An elementwise g_o (and below, its derivative) in one call over all the rows: a call
     # per row cost more than a 1-wide row's arithmetic (2-4-1 network), and the exp of
     # softmax vectorises over a whole block where a row is often narrower than a vector.
@@ -228,7 +228,7 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
         out = o_buf[o_off + r * n_out:o_off + (r + 1) * n_out]
         log_total = 0.0
         if out_code == SOFTMAX:
-            zmax = _row_max(z)
+            zmax = _row_max(z)  # again: cheaper than a buffer to keep it in
             total = 0.0
             for c in range(n_out):
                 total += out[c]
