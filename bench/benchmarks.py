@@ -25,7 +25,7 @@ Classes, one concern each:
   ``import fastbp`` plus the first ``fit`` in a fresh interpreter, with Numba's on-disk
   cache filled beforehand, or empty (everything compiles).
 
-Thread counts: ``numba.set_num_threads`` and ``n_threads=`` for fastbp; the BLAS is
+Thread counts: ``n_threads=`` for fastbp (its thread team); the BLAS is
 limited with threadpoolctl for the NumPy reference. Thread pools are started only in
 ``setup`` (after asv's fork), never at import.
 """
@@ -66,11 +66,10 @@ def _check_threads(threads):
 
 
 def _pin_threads(threads):
-    """Set Numba's and the BLAS's thread counts; returns the BLAS limiter to undo."""
-    import numba
+    """Set the BLAS's thread count (the reference's products); returns the limiter to
+    undo. fastbp takes its count from ``n_threads=``."""
     from threadpoolctl import threadpool_limits
 
-    numba.set_num_threads(threads)
     return threadpool_limits(limits=threads, user_api="blas")
 
 

@@ -60,9 +60,3 @@ def jit_serial(func=None, inline=False, entry=False, **local_types):
         return njit(locals=local_types, **options)(f)
 
     return decorate(func) if func is not None else decorate
-
-
-def jit_parallel(func):
-    """Compile ``func`` in nopython mode with ``parallel=True`` (``prange`` loops run
-    threaded); parallel kernels are internal (called from compiled code only)."""
-    return njit(parallel=True, **JIT_OPTIONS, **INTERNAL_OPTIONS)(func)

@@ -19,7 +19,8 @@ import numpy as np
 from . import kernels
 from ._codes import ACTIVATIONS, CLIPPED, DIVERGED, LOSSES, NON_FINITE_INPUT, OPTIMIZERS
 from ._rng import seed_state
-from ._threads import compiled_call_threads, resolve_n_threads
+from ._team import TEAM_FLOATS, TEAM_INTS
+from ._threads import blas_on_one_thread, resolve_n_threads, run_on_team
 
 # Rows per block: products over more rows than this are accumulated block by block,
 # which bounds the work buffers whatever the batch (full batch included).
@@ -33,7 +34,7 @@ PARALLEL_MIN_FLOPS = 10_000_000
 # (well under a second per call even at a few GFLOP/s) while amortising the call.
 FLOPS_PER_CALL = 4e9
 # Chunk of theta that one thread updates in one task (about this many parameters; each
-# layer's weights and biases are split into equal chunks). prange hands each thread an
+# layer's weights and biases are split into equal chunks). Each thread takes an
 # equal number of chunks, so small chunks keep the threads' shares even: with 16384, W3's
 # update gave one of two threads 82K of its 102K parameters, and W3 took 0.194 s against
 # 0.186 s with 2048 (float32, 2 threads, medians of 5).
@@ -79,6 +80,8 @@ class _Workspace:
         self.row_offs = np.zeros(rows, np.int64)
         self.scalars = np.zeros(2 * resolve_n_threads(None), dtype)
         self.weight_sq = np.zeros(n_chunks, np.float64)
+        self.team_i = np.zeros(TEAM_INTS, np.int64)  # the thread team's shared slots
+        self.team_f = np.zeros(TEAM_FLOATS, np.float64)
 
 
 class Engine:
@@ -95,7 +98,7 @@ class Engine:
     dtype : numpy float dtype
         ``float32`` or ``float64``.
     n_threads : int or None
-        Numba threads for compiled calls; ``None`` uses all of Numba's threads.
+        Threads for compiled calls; ``None`` uses ``NUMBA_NUM_THREADS`` of them.
     clip_probabilities : bool
         Report the *value* of cross_entropy/binary_cross_entropy with the probabilities
         clipped to ``[eps, 1 - eps]`` (``eps`` of the dtype) before the log, as
@@ -219,11 +222,17 @@ class Engine:
     def _paths(self, rows):
         """The kernels' ``fused``, ``tiled`` and ``threads`` flags: ``(True, None, None)``
         for the fused small-network path, else ``(None, True, None)`` (serial tiles) or
-        ``(None, None, True)`` (tiles on Numba's threads, as many as
-        ``compiled_call_threads`` sets)."""
+        ``(None, None, True)`` (tiles on a team of threads, see ``_run``)."""
         if self.fused:
             return True, None, None
         return (None, None, True) if self._parallel(rows) else (None, True, None)
+
+    def _run(self, kernel, args, paths, ws):
+        """``kernel(*args, *paths, ...)`` with the BLAS on one thread, on a team of
+        ``n_threads`` threads for the threaded path (one thread otherwise)."""
+        n_team = resolve_n_threads(self.n_threads) if paths[2] is not None else 1
+        with blas_on_one_thread():
+            return run_on_team(kernel, args, n_team, ws.team_i, ws.team_f)
 
     def _no_weights(self):
         return np.zeros(0, self.dtype)
@@ -236,12 +245,13 @@ class Engine:
         if n == 0:
             return out
         rows = min(n, MAX_BLOCK_ROWS)
-        with self._lock, compiled_call_threads(self.n_threads):
+        paths = self._paths(rows)
+        with self._lock:
             ws = self._workspace(rows)
-            finite = kernels.predict_rows(
+            finite = self._run(kernels.predict_rows, (
                 X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
                 self.output_code, rows, ws.acts, ws.logits, ws.row_offs, ws.scalars,
-                *self._paths(rows), out)
+                *paths, out), paths, ws)
         if not finite:
             raise NonFiniteInput()
         return out
@@ -251,13 +261,14 @@ class Engine:
         rows = min(n, MAX_BLOCK_ROWS)
         weighted = sample_weight is not None
         sw = sample_weight if weighted else self._no_weights()
-        with self._lock, compiled_call_threads(self.n_threads):
+        paths = self._paths(rows)
+        with self._lock:
             ws = self._workspace(rows)
-            loss_sum, weight_sum, finite = kernels.batch_loss_and_gradient(
+            loss_sum, weight_sum, finite = self._run(kernels.batch_loss_and_gradient, (
                 X, Y, sw, weighted, np.arange(n, dtype=np.int64), 0, n, with_gradient,
                 self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
                 self.output_code, self.loss_code, rows, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
-                ws.deltas, ws.row_loss, ws.row_offs, self.grad, ws.scalars, *self._paths(rows))
+                ws.deltas, ws.row_loss, ws.row_offs, self.grad, ws.scalars, *paths), paths, ws)
         if not finite:
             raise NonFiniteInput()
         return loss_sum, weight_sum
@@ -356,23 +367,22 @@ class Engine:
         max_steps = max(1, int(FLOPS_PER_CALL / flops_per_step))
         if epoch_per_call:
             max_steps = min(max_steps, -(-n // batch_size))
-        fused, tiled, threads = self._paths(rows)
+        paths = self._paths(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0
         self._lock.acquire()  # the work buffers are this engine's: one call at a time
         ws = self._workspace(rows)
         try:
             while progress[kernels.EPOCHS_DONE] < epochs:
-                with compiled_call_threads(self.n_threads):
-                    kernels.train_steps(
-                        X, Y, sw, weighted, shuffle, epochs, batch_size, max_steps,
-                        self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.chunks,
-                        self.hidden_code, self.output_code, self.loss_code, self.opt_code,
-                        learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon,
-                        l2, rows, fused, tiled, threads, order, rng_state, progress, sums,
-                        data_sums, penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
-                        ws.deltas, ws.row_loss, ws.row_offs, self.grad, ws.scalars, ws.weight_sq,
-                        self.opt_m, self.opt_v, theta_b, m_b, v_b)
+                self._run(kernels.train_steps, (
+                    X, Y, sw, weighted, shuffle, epochs, batch_size, max_steps,
+                    self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.chunks,
+                    self.hidden_code, self.output_code, self.loss_code, self.opt_code,
+                    learning_rate, self.momentum, self.beta_1, self.beta_2, self.epsilon,
+                    l2, rows, *paths, order, rng_state, progress, sums,
+                    data_sums, penalty_sums, ws.acts, ws.logits, ws.ybuf, ws.swbuf,
+                    ws.deltas, ws.row_loss, ws.row_offs, self.grad, ws.scalars, ws.weight_sq,
+                    self.opt_m, self.opt_v, theta_b, m_b, v_b), paths, ws)
                 done = int(progress[kernels.EPOCHS_DONE])
                 if on_epochs is not None and reported < done:
                     on_epochs(reported, data_sums[reported:done], penalty_sums[reported:done])

@@ -1,19 +1,23 @@
 """Thread control around compiled calls: one thread pool at a time.
 
-fastbp's kernels split every matrix product into fixed tiles and run the tiles on
-Numba's threads, each tile through a *single-threaded* BLAS call. If the BLAS kept its
-own pool of threads, the two pools would fight for the cores (measured: an epoch 30x
-slower) and a tile's result would depend on how many BLAS threads computed it. So,
-for the duration of a compiled call, the BLAS that Numba calls (SciPy's OpenBLAS) is
-set to one thread, and Numba to the network's thread count; both are restored after.
+fastbp's kernels split every matrix product into fixed tiles and run the tiles on a
+team of threads (``run_on_team``), each tile through a *single-threaded* BLAS call. If
+the BLAS kept its own pool of threads, the two pools would fight for the cores
+(measured: an epoch 30x slower) and a tile's result would depend on how many BLAS
+threads computed it. So, for the duration of a compiled call, the BLAS that Numba calls
+(SciPy's OpenBLAS) is set to one thread (``blas_on_one_thread``), and restored after.
 """
 import contextlib
 import ctypes
 import glob
 import os
+import queue
+import threading
 import warnings
 
 import numba
+
+from ._team import ABORT
 
 _SETTERS = ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
             "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
@@ -68,24 +72,112 @@ def _find_blas_control():
 
 
 def resolve_n_threads(n_threads):
-    """Number of Numba threads to use: ``None`` means all that Numba was started with."""
+    """Number of threads to use: ``None`` means ``NUMBA_NUM_THREADS`` (by default, the
+    number of cores), and no request goes above it."""
     if n_threads is None:
         return numba.config.NUMBA_NUM_THREADS
     return min(int(n_threads), numba.config.NUMBA_NUM_THREADS)
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0  # bodies of blas_on_one_thread running now, on any thread
+_blas_previous = None  # the BLAS thread count to restore when the last one ends
+
+
 @contextlib.contextmanager
-def compiled_call_threads(n_threads):
-    """Run the body with Numba on ``n_threads`` threads and the BLAS on one thread."""
+def blas_on_one_thread():
+    """Run the body with the BLAS that compiled code calls set to one thread.
+
+    The setting is the library's, shared by all threads: the first of overlapping bodies
+    (fits on several Python threads) sets it, the last restores it. Each restoring its
+    own predecessor's value put the BLAS back on its threads under a fit still running
+    (caught by a test: two concurrent fits then differed from the same fits in turn).
+    """
+    global _blas_users, _blas_previous
     control = _find_blas_control()
-    previous_numba = numba.get_num_threads()
-    previous_blas = control[0]() if control else None
-    if control and previous_blas != 1:
-        control[1](1)
-    numba.set_num_threads(resolve_n_threads(n_threads))
+    if not control:
+        yield
+        return
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_previous = control[0]()
+            if _blas_previous != 1:
+                control[1](1)
+        _blas_users += 1
     try:
         yield
     finally:
-        numba.set_num_threads(previous_numba)
-        if control and previous_blas != 1:
-            control[1](previous_blas)
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_previous != 1:
+                control[1](_blas_previous)
+
+
+class _Member:
+    """A daemon thread that runs compiled calls as a team member, one call at a time."""
+
+    def __init__(self):
+        self.calls = queue.SimpleQueue()
+        self.results = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="fastbp-team", daemon=True).start()
+
+    def _serve(self):
+        while True:
+            kernel, args, team_i = self.calls.get()
+            try:
+                kernel(*args)
+                self.results.put(None)
+            except BaseException as error:  # handed to the caller, which re-raises it
+                team_i[ABORT] = 1  # no member waits for this one at a barrier
+                self.results.put(error)
+
+
+_idle_members = []
+_members_lock = threading.Lock()
+_members_pid = os.getpid()
+
+
+def _take_members(count):
+    """``count`` idle members (new ones started as needed); concurrent calls get
+    different members. After a fork the parent's threads are gone: start afresh."""
+    global _members_pid
+    with _members_lock:
+        if _members_pid != os.getpid():
+            _idle_members.clear()
+            _members_pid = os.getpid()
+        taken = [_idle_members.pop() for _ in range(min(count, len(_idle_members)))]
+    return taken + [_Member() for _ in range(count - len(taken))]
+
+
+def run_on_team(kernel, args, n_team, team_i, team_f):
+    """``kernel(*args, tid, n_team, team_i, team_f)`` on a team of ``n_team`` threads:
+    this thread is member 0 and returns the kernel's result; members ``1 .. n_team - 1``
+    run on pooled threads. ``team_i`` and ``team_f`` are the team's shared slots (see
+    ``fastbp._team``); they are zeroed here.
+
+    If member 0 fails (say, the first compilation raises), the others are told to stop
+    and the error is raised once every member has returned; a member's own error is
+    raised likewise. The threads are joined before this returns, either way.
+    """
+    team_i[:] = 0
+    team_f[:] = 0
+    if n_team <= 1:
+        return kernel(*args, 0, 1, team_i, team_f)
+    members = _take_members(n_team - 1)
+    for tid, member in enumerate(members, start=1):
+        member.calls.put((kernel, (*args, tid, n_team, team_i, team_f), team_i))
+    finished = False
+    try:
+        result = kernel(*args, 0, n_team, team_i, team_f)
+        finished = True
+    finally:
+        if not finished:
+            team_i[ABORT] = 1  # the others wait at a barrier member 0 will never reach
+        errors = [member.results.get() for member in members]
+        with _members_lock:
+            if _members_pid == os.getpid():
+                _idle_members.extend(members)
+    for error in errors:
+        if error is not None:
+            raise error
+    return result

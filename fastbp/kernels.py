@@ -20,31 +20,33 @@ Parallelism and determinism
 Every matrix product is cut into tiles whose shape depends only on the product's
 shape (``tile_rows``/``tile_cols``), never on the thread count. Each tile is computed
 by one thread, start to finish, and each thread writes only its own tiles; sums over
-rows (bias gradients, the batch loss) run serially in a fixed order. The parallel
-helpers (``*_par``) and their serial twins (``*_ser``) call the same tile functions, so
+rows (bias gradients, the batch loss) run serially in a fixed order. The team's jobs
+(``_team_share``) and the serial passes (``*_ser``) call the same tile functions, so
 1 thread, N threads and the serial path give bitwise identical results.
 
 The entry points take three path flags, ``fused``, ``tiled`` and ``threads``: exactly one
-is ``True`` and the others ``None`` (the small-network path, serial tiles, tiles on Numba's
-thread pool, whose size the caller sets). The choice is made by the arguments' *types*:
-Numba prunes a branch on ``flag is not None`` before typing only when ``flag`` is None,
-so each path tests its own flag (``serial``/``threads`` in the helpers) and a run
-compiles only its own passes (each costs seconds to compile).
+is ``True`` and the others ``None`` (the small-network path, serial tiles, tiles on a team
+of threads: see "The thread team" below and ``fastbp._team``). The choice is made by the
+arguments' *types*: Numba prunes a branch on ``flag is not None`` before typing only when
+``flag`` is None, so each path tests its own flag (``serial``/``threads`` in the helpers)
+and a run compiles only its own passes (each costs seconds to compile).
 
 All kernels take inputs first and written arrays last (documented per kernel), and
 trust their arguments: validation happens once, in the Python layer.
 """
 import numpy as np
-from numba import get_thread_id, prange, types
+from numba import types
+from numba.extending import overload
 
 from ._blas import cast_like, gemm_rm
 from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, CROSS_ENTROPY,
                      CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED, NON_FINITE_INPUT,
                      IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
                      SIGMOID, SOFTMAX, TANH)
-from ._config import jit_parallel, jit_serial
+from ._config import jit_serial
 from ._exp import poly_exp
 from ._rng import permute_inplace
+from ._team import JOB_BASE, team_barrier
 
 
 # ---------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
 # ---------------------------------------------------------------------------
 
 # The tile functions and the task dispatchers below are inlined (Numba IR) into the
-# parallel regions and their serial twins, like the block passes into the entry points
+# team's job runner and the serial passes, like the block passes into the entry points
 # (see "Forward and backward passes"): each compiled level re-optimises its whole call
 # tree. Measured, empty cache: 784-128-10 first fit on 2 threads 14.0 -> 12.5-12.9 s,
 # 64-64-10 on serial tiles 9.9 -> 8.0 s; run times unchanged.
@@ -391,16 +393,16 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
 
 
 # ---------------------------------------------------------------------------
-# Layer passes: each is one parallel region (or its serial twin)
+# Layer passes: each is one job of the thread team (or a serial pass)
 # ---------------------------------------------------------------------------
 
 @jit_serial(inline=True)
 def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off,
-                         src_ld, dst, dst_off, scalars, out_code, loss_code, with_loss,
+                         src_ld, dst, dst_off, sc, out_code, loss_code, with_loss,
                          with_delta, weighted, ybuf, swbuf, o_buf, o_off, delta_buf,
                          d_off, row_loss):
-    tid = get_thread_id()
-    sc = scalars[2 * tid:2 * tid + 2]
+    """Forward tile ``t`` (and, on the output layer, its rows' epilogue); ``sc`` is the
+    running thread's two scratch scalars."""
     r0, r1 = _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
                            src, src_off, src_ld, dst, dst_off, sc)
     if is_output:
@@ -408,28 +410,17 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
                      r0, r1, dst, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss)
 
 
-# Each pass below exists twice, as a serial loop and as a prange loop over the same
-# tasks. They must be distinct Python functions: Numba's on-disk cache keys entries by
-# function, not by compile options, so one function compiled both ways would share code.
-
-@jit_parallel
-def _forward_layer_par(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
-                       dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
-                       weighted, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
-    for t in prange(_n_tiles(m, n_out, n_in, is_output)):
-        _forward_layer_tasks(np.int64(t), m, n_in, n_out, is_output, code, theta, w_o, b_o,
-                             src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
-                             with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off,
-                             delta_buf, d_off, row_loss)
-
+# Each pass below exists as a serial loop over its tasks (``*_ser``) and as a share of
+# a team job (``_team_share``); both call the same task functions.
 
 @jit_serial
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
                        weighted, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
+    sc = scalars[0:2]
     for t in range(_n_tiles(m, n_out, n_in, is_output)):
         _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
-                             src, src_off, src_ld, dst, dst_off, scalars, out_code, loss_code,
+                             src, src_off, src_ld, dst, dst_off, sc, out_code, loss_code,
                              with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off,
                              delta_buf, d_off, row_loss)
 
@@ -459,16 +450,15 @@ def _spread_slot(t, n_few, total):
 
 @jit_serial(inline=True)
 def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off, code,
-                          alpha, beta, theta, acts, deltas, grad, scalars):
-    """Task ``t`` of backward region ``l`` (see ``backward_block``).
+                          alpha, beta, theta, acts, deltas, grad, sc):
+    """Task ``t`` of backward region ``l`` (see ``backward_block``); ``sc`` is the running
+    thread's two scratch scalars.
 
     The ``n_dt`` delta tiles are spread evenly among the weight-gradient tiles (slot ``t``
     holds a delta tile when ``t * n_dt // total`` steps up), and layer ``l + 1``'s among
-    layer 0's, because the thread pool hands out contiguous runs of tasks and the kinds
+    layer 0's, because each team member takes a contiguous run of tasks and the kinds
     differ in cost. The mapping is fixed, so each tile's bits never change.
     """
-    tid = get_thread_id()
-    sc = scalars[2 * tid:2 * tid + 2]
     is_delta, k = _spread_slot(t, n_dt, n_dt + n_wa + n_wb)
     if is_delta:
         _delta_tile(k, m, sizes[l], sizes[l + 1], code, theta, w_off[l], deltas,
@@ -485,22 +475,14 @@ def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_of
 # l + 1, whose weights the delta recursion no longer needs: one barrier per layer, and
 # no region writes weights that another task of it reads, so the SGD step can be
 # written straight into theta (``backward_block``).
-@jit_parallel
-def _backward_region_par(l, m, sizes, w_off, b_off, act_off, code, alpha, beta, theta, acts,
-                         deltas, grad, scalars):
-    n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
-    for t in prange(n_dt + n_wa + n_wb):
-        _backward_region_task(np.int64(t), l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off,
-                              act_off, code, alpha, beta, theta, acts, deltas, grad, scalars)
-
-
 @jit_serial
 def _backward_region_ser(l, m, sizes, w_off, b_off, act_off, code, alpha, beta, theta, acts,
                          deltas, grad, scalars):
     n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
+    sc = scalars[0:2]
     for t in range(n_dt + n_wa + n_wb):
         _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off, code,
-                              alpha, beta, theta, acts, deltas, grad, scalars)
+                              alpha, beta, theta, acts, deltas, grad, sc)
 
 
 @jit_serial
@@ -522,13 +504,6 @@ def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
     if weighted:
         swbuf[r] = sw[i]
     return _span_finite(acts, r * n_in, n_in)
-
-
-@jit_parallel
-def _gather_par(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf, finite):
-    for r in prange(m):
-        finite[r] = _gather_row(np.int64(r), X, Y, sw, weighted, order, start, acts, ybuf,
-                                swbuf)
 
 
 @jit_serial
@@ -599,14 +574,6 @@ def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, ch
         weight_sq[ch] = (s0 + s1) + (s2 + s3)
 
 
-@jit_parallel
-def _update_par(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
-                theta, opt_m, opt_v, weight_sq):
-    for ch in prange(chunks.shape[0]):
-        _update_chunk(np.int64(ch), opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale,
-                      chunks, grad, theta, opt_m, opt_v, weight_sq)
-
-
 @jit_serial(inline=True)
 def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                 theta, opt_m, opt_v, weight_sq):
@@ -617,10 +584,11 @@ def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, 
 
 @jit_serial(inline=True)
 def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, grad, theta,
-                 opt_m, opt_v, weight_sq, fused, tiled, threads):
+                 opt_m, opt_v, weight_sq, fused, tiled, threads, team):
     """One optimizer step ``theta <- theta - lr * (grad + l2_scale * W)`` (or its momentum,
     Nesterov or Adam form); ``step`` is the 1-based step number (Adam's bias correction).
-    Serial for the ``fused`` and ``tiled`` paths, threaded for ``threads``.
+    Serial for the ``fused`` and ``tiled`` paths, a job of the thread ``team`` for
+    ``threads``.
 
     Written: ``theta``, ``opt_m``/``opt_v`` (optimizer state), ``weight_sq`` (per-chunk
     sums of the squared new weights, for the next step's L2 penalty).
@@ -629,8 +597,7 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
     if opt_code == ADAM:
         adam_lr = lr * np.sqrt(1.0 - beta2 ** step) / (1.0 - beta1 ** step)
     if threads is not None:
-        _update_par(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
-                    theta, opt_m, opt_v, weight_sq)
+        _team_update(team, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale)
     if fused is not None or tiled is not None:
         _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                     theta, opt_m, opt_v, weight_sq)
@@ -824,10 +791,15 @@ def _fused_batch(x_flat, Y, sw, weighted, order, start, stop, with_gradient, the
 @jit_serial(inline=True)
 def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                   with_loss, with_delta, weighted, src, src_off, src_ld, acts, logits, ybuf,
-                  swbuf, o_buf, o_off, deltas, row_loss, scalars, serial, threads):
+                  swbuf, o_buf, o_off, deltas, row_loss, scalars, serial, threads, team,
+                  from_x, to_out):
     """Forward phase for ``m`` rows whose inputs start at ``src[src_off]`` (row stride
     ``src_ld``): activation sums and outputs layer by layer, then the output layer's
     outputs into ``o_buf`` and, when asked, its error terms and the rows' errors.
+
+    On the ``threads`` path the team's jobs name the buffers instead: ``from_x`` says
+    that ``src`` is the team's flattened ``X`` (else ``acts``), ``to_out`` that ``o_buf`` is
+    its output array (else ``acts``).
 
     Written: ``acts`` (hidden outputs), ``logits``, ``o_buf``, and with ``with_delta`` /
     ``with_loss`` the output layer's block of ``deltas`` / ``row_loss``; ``scalars``.
@@ -843,10 +815,8 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
         dst = logits if is_output else acts
         dst_off = 0 if is_output else act_off[l + 1]
         if threads is not None:
-            _forward_layer_par(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
-                               b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
-                               loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
-                               o_buf, o_off, deltas, act_off[n_layers], row_loss)
+            _team_forward(team, m, l, with_loss, with_delta, weighted, from_x and l == 0,
+                          s_off, s_ld, to_out, o_off, hidden_code, out_code, loss_code)
         if serial is not None:
             _forward_layer_ser(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
@@ -856,7 +826,7 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
 
 @jit_serial(inline=True)
 def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
-                   deltas, grad, scalars, serial, threads):
+                   deltas, grad, scalars, serial, threads, team, into_theta):
     """Backward phase for ``m`` rows whose output error terms are in ``deltas``: the delta
     recursion down to the first hidden layer and ``grad = alpha * dE/dtheta + beta * grad``
     (``beta`` 0 overwrites, 1 accumulates over blocks).
@@ -864,14 +834,14 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
     ``grad`` may be ``theta`` itself: with ``alpha = -lr * (the batch's 1 / weight sum)`` and
     ``beta = 1`` this applies the plain SGD step inside the products. Region ``l`` (layers
     from the output down) computes ``delta_{l-1}``, which reads ``W_l``, and writes the
-    gradient of layer ``l + 1``, whose weights no later region reads.
+    gradient of layer ``l + 1``, whose weights no later region reads. ``into_theta`` says
+    that ``grad`` is ``theta`` (the team's jobs name the buffer).
 
     Written: ``deltas`` (hidden layers), ``grad``, ``scalars``.
     """
     for l in range(sizes.shape[0] - 2, -1, -1):
         if threads is not None:
-            _backward_region_par(l, m, sizes, w_off, b_off, act_off, hidden_code, alpha, beta,
-                                 theta, acts, deltas, grad, scalars)
+            _team_backward(team, l, m, hidden_code, alpha, beta, into_theta)
         if serial is not None:
             _backward_region_ser(l, m, sizes, w_off, b_off, act_off, hidden_code, alpha, beta,
                                  theta, acts, deltas, grad, scalars)
@@ -881,7 +851,8 @@ def backward_block(m, alpha, beta, theta, sizes, w_off, b_off, act_off, hidden_c
 def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradient, theta,
                             sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                             block_rows, acts, logits, ybuf, swbuf, deltas, row_loss,
-                            row_offs, grad, scalars, fused, tiled, threads):
+                            row_offs, grad, scalars, fused, tiled, threads, tid, n_team, team_i,
+                            team_f):
     """Error and mean gradient over the rows ``X[order[start:stop]]``.
 
     The rows are processed in blocks of ``block_rows`` (the gradient is accumulated over
@@ -897,9 +868,19 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
 
     ``fused``, ``tiled``, ``threads``: one is ``True``, the others ``None``. ``fused`` runs
     the small-network path (``_fused_block``, always serial), ``tiled`` the tiled passes
-    serially, ``threads`` the tiled passes on Numba's threads. Numba drops a branch on an
-    argument typed None at compile time, so each compiled variant holds only its own path.
+    serially, ``threads`` the tiled passes on a team of ``n_team`` threads: the caller
+    runs member ``tid = 0``, and ``n_team - 1`` other threads call with the same arguments
+    and ``tid = 1 .. n_team - 1`` (``team_i``/``team_f``: the team's shared slots, see
+    ``fastbp._team``; zeroed before the call). Numba drops a branch on an argument typed
+    None at compile time, so each compiled variant holds only its own path.
     """
+    team = _team_of(threads, n_team, team_i, team_f, X, Y, sw, order, X.reshape(-1), acts,
+                    theta, grad, sizes, w_off, b_off, act_off, row_offs.reshape((-1, 1)), acts,
+                    logits, ybuf, swbuf, deltas, row_loss, row_offs, scalars, logits, logits,
+                    team_f)
+    if threads is not None and tid > 0:
+        _team_worker(tid, team)
+        return 0.0, 0.0, True
     if fused is not None:
         return _fused_batch(X.reshape(-1), Y, sw, weighted, order, start, stop, with_gradient,
                             theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
@@ -910,18 +891,20 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
         loss_sum, weight_sum, finite = _tiled_batch(
             X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
             b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits, ybuf,
-            swbuf, deltas, row_loss, row_offs, grad, scalars, tiled, threads, 0.0)
+            swbuf, deltas, row_loss, row_offs, grad, scalars, tiled, threads, team, 0.0)
+    if threads is not None:
+        _team_stop(team)
     return loss_sum, weight_sum, finite
 
 
 @jit_serial(inline=True)
 def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                  b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, serial, threads,
+                 ybuf, swbuf, deltas, row_loss, finite, grad, scalars, serial, threads, team,
                  sgd_lr):
     """``batch_loss_and_gradient`` on the tiled path: gather, forward and backward phases
-    block by block, serially (``serial``) or on Numba's threads (``threads``); one of the
-    two flags is ``True``, the other ``None``. ``finite`` (int64, a slot per block row)
+    block by block, serially (``serial``) or as jobs of the thread ``team`` (``threads``);
+    one of the two flags is ``True``, the other ``None``. ``finite`` (int64, a slot per block row)
     receives each gathered row's finiteness.
 
     ``sgd_lr > 0`` (only for batches of one block, ``stop - start <= block_rows``): instead
@@ -938,10 +921,11 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
     # do not apply): with literals the shared callees would compile once more than for
     # predict_rows.
     with_loss, input_off = np.bool_(True), np.int64(0)
+    yes, no = np.bool_(True), np.bool_(False)
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
         if threads is not None:
-            _gather_par(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
+            _team_gather(team, m, b0, weighted)
         if serial is not None:
             _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
         for r in range(m):
@@ -950,14 +934,15 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
                       sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], deltas,
-                      row_loss, scalars, serial, threads)
+                      row_loss, scalars, serial, threads, team, no, no)
         if with_gradient and sgd_lr > 0:
             backward_block(m, -sgd_lr * alpha, 1.0, theta, sizes, w_off, b_off, act_off,
-                           hidden_code, acts, deltas, theta, scalars, serial, threads)
+                           hidden_code, acts, deltas, theta, scalars, serial, threads, team,
+                           yes)
         elif with_gradient:
             backward_block(m, alpha, 0.0 if first else 1.0, theta, sizes, w_off, b_off,
                            act_off, hidden_code, acts, deltas, grad, scalars, serial,
-                           threads)
+                           threads, team, no)
         for r in range(m):
             loss_sum += row_loss[r]
         first = False
@@ -974,23 +959,203 @@ def _span_finite(buf, off, n):
     return ok
 
 
-@jit_parallel
-def _rows_finite_par(m, x, off, ld, n, flags):
-    for r in prange(m):
-        flags[r] = _span_finite(x, off + r * ld, n)
-
-
 @jit_serial
 def _rows_finite_ser(m, x, off, ld, n, flags):
     for r in range(m):
         flags[r] = _span_finite(x, off + r * ld, n)
 
 
-@jit_serial(entry=True, no=types.boolean, any_loss=types.int64, row0=types.int64)
+# ---------------------------------------------------------------------------
+# The thread team: each parallel pass is a job run by every member (fastbp._team)
+# ---------------------------------------------------------------------------
+
+# Job kinds, the job's slots in ``team_i`` (after the barrier's) and in ``team_f``.
+JOB_STOP, JOB_GATHER, JOB_FORWARD, JOB_BACKWARD, JOB_UPDATE, JOB_ROWS_FINITE = 1, 2, 3, 4, 5, 6
+(J_KIND, J_M, J_L, J_START, J_WITH_LOSS, J_WITH_DELTA, J_WEIGHTED, J_FROM_X, J_SRC_OFF,
+ J_SRC_LD, J_TO_OUT, J_O_OFF, J_INTO_THETA, J_HIDDEN, J_OUT_CODE, J_LOSS_CODE,
+ J_OPT_CODE) = range(JOB_BASE, JOB_BASE + 17)
+F_ALPHA, F_BETA, F_LR, F_MU, F_BETA1, F_BETA2, F_EPS, F_ADAM_LR, F_L2_SCALE = range(9)
+
+
+def _team_of(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, o_flat, theta, grad,
+             sizes, w_off, b_off, act_off, chunks, acts, logits, ybuf, swbuf, deltas,
+             row_loss, flags, scalars, opt_m, opt_v, weight_sq):
+    """The team ``(n_team, team_i, team_f, bufs)`` on the threaded path, ``None`` on the
+    others (nopython only). ``bufs`` holds every array a job may touch, in this order; an
+    entry point that lacks one passes a buffer of the same type, which its jobs never
+    touch. Built only where ``threads`` is not None: the other paths then compile none of
+    it (measured: building it everywhere cost the serial tiled path's first fit 0.5 s)."""
+    raise NotImplementedError  # only the nopython overload below exists
+
+
+@overload(_team_of, jit_options={"nogil": True})
+def _team_of_impl(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, o_flat, theta,
+                  grad, sizes, w_off, b_off, act_off, chunks, acts, logits, ybuf, swbuf,
+                  deltas, row_loss, flags, scalars, opt_m, opt_v, weight_sq):
+    if isinstance(threads, types.NoneType):
+        def no_team(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, o_flat, theta,
+                    grad, sizes, w_off, b_off, act_off, chunks, acts, logits, ybuf, swbuf,
+                    deltas, row_loss, flags, scalars, opt_m, opt_v, weight_sq):
+            return None
+        return no_team
+
+    def team(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, o_flat, theta, grad,
+             sizes, w_off, b_off, act_off, chunks, acts, logits, ybuf, swbuf, deltas,
+             row_loss, flags, scalars, opt_m, opt_v, weight_sq):
+        return (n_team, team_i, team_f,
+                (X, Y, sw, order, x_flat, o_flat, theta, grad, sizes, w_off, b_off, act_off,
+                 chunks, acts, logits, ybuf, swbuf, deltas, row_loss, flags, scalars, opt_m,
+                 opt_v, weight_sq))
+    return team
+
+
+@jit_serial(inline=True)
+def _share(tid, n, n_tasks):
+    """Tasks ``t0 .. t1 - 1`` of member ``tid`` of ``n``: contiguous runs of near-equal
+    length (as a static parallel loop hands them out)."""
+    return (tid * n_tasks) // n, ((tid + 1) * n_tasks) // n
+
+
+@jit_serial
+def _team_share(tid, n, team_i, team_f, bufs):
+    """Member ``tid``'s share of the job in ``team_i``/``team_f``. Each task is the one
+    the serial pass runs (same tile, same function), so the bits do not depend on ``n``.
+    Written: whatever the job writes (see the serial twins)."""
+    (X, Y, sw, order, x_flat, o_flat, theta, grad, sizes, w_off, b_off, act_off, chunks,
+     acts, logits, ybuf, swbuf, deltas, row_loss, flags, scalars, opt_m, opt_v,
+     weight_sq) = bufs
+    kind, m, l = team_i[J_KIND], team_i[J_M], team_i[J_L]
+    weighted = team_i[J_WEIGHTED] != 0
+    sc = scalars[2 * tid:2 * tid + 2]
+    if kind == JOB_GATHER:
+        t0, t1 = _share(tid, n, m)
+        for r in range(t0, t1):
+            flags[r] = _gather_row(r, X, Y, sw, weighted, order, team_i[J_START], acts, ybuf,
+                                   swbuf)
+    elif kind == JOB_ROWS_FINITE:
+        t0, t1 = _share(tid, n, m)
+        for r in range(t0, t1):
+            flags[r] = _span_finite(x_flat, team_i[J_SRC_OFF] + r * team_i[J_SRC_LD],
+                                    sizes[0])
+    elif kind == JOB_FORWARD:
+        n_layers = sizes.shape[0] - 1
+        n_in, n_out = sizes[l], sizes[l + 1]
+        is_output = l == n_layers - 1
+        src = x_flat if team_i[J_FROM_X] != 0 else acts
+        dst = logits if is_output else acts
+        dst_off = 0 if is_output else act_off[l + 1]
+        o_buf = o_flat if team_i[J_TO_OUT] != 0 else acts
+        with_loss, with_delta = team_i[J_WITH_LOSS] != 0, team_i[J_WITH_DELTA] != 0
+        t0, t1 = _share(tid, n, _n_tiles(m, n_out, n_in, is_output))
+        for t in range(t0, t1):
+            _forward_layer_tasks(t, m, n_in, n_out, is_output, team_i[J_HIDDEN], theta,
+                                 w_off[l], b_off[l], src, team_i[J_SRC_OFF],
+                                 team_i[J_SRC_LD], dst, dst_off, sc, team_i[J_OUT_CODE],
+                                 team_i[J_LOSS_CODE], with_loss, with_delta, weighted, ybuf,
+                                 swbuf, o_buf, team_i[J_O_OFF], deltas, act_off[n_layers],
+                                 row_loss)
+    elif kind == JOB_BACKWARD:
+        target = theta if team_i[J_INTO_THETA] != 0 else grad
+        n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
+        t0, t1 = _share(tid, n, n_dt + n_wa + n_wb)
+        for t in range(t0, t1):
+            _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off,
+                                  team_i[J_HIDDEN], team_f[F_ALPHA], team_f[F_BETA], theta,
+                                  acts, deltas, target, sc)
+    elif kind == JOB_UPDATE:
+        t0, t1 = _share(tid, n, chunks.shape[0])
+        for ch in range(t0, t1):
+            _update_chunk(ch, team_i[J_OPT_CODE], team_f[F_LR], team_f[F_MU], team_f[F_BETA1],
+                          team_f[F_BETA2], team_f[F_EPS], team_f[F_ADAM_LR],
+                          team_f[F_L2_SCALE], chunks, grad, theta, opt_m, opt_v, weight_sq)
+
+
+@jit_serial(inline=True)
+def _team_worker(tid, team):
+    """Members ``1 .. n - 1``: run a share of each job member 0 posts, until it posts the
+    stop job (or the Python side aborts the team). Inlined into the entry points: a
+    compiled level of its own re-optimised ``_team_share``'s whole tree (1 s)."""
+    n, team_i, team_f, bufs = team
+    while team_barrier(team_i, n):
+        if team_i[J_KIND] == JOB_STOP:
+            return
+        _team_share(tid, n, team_i, team_f, bufs)
+        if not team_barrier(team_i, n):
+            return
+
+
+@jit_serial(inline=True)
+def _team_run(team, kind):
+    """Member 0: run the job whose slots it has just written, with the whole team (the
+    first barrier publishes the job, the second waits for every share)."""
+    n, team_i, team_f, bufs = team
+    team_i[J_KIND] = kind
+    team_barrier(team_i, n)
+    # A typed 0, not a literal (this body is inlined): a literal compiled the share again.
+    _team_share(np.int64(0), n, team_i, team_f, bufs)
+    team_barrier(team_i, n)
+
+
+@jit_serial(inline=True)
+def _team_stop(team):
+    """Member 0: release the other members (they return from the entry point)."""
+    n, team_i, team_f, bufs = team
+    team_i[J_KIND] = JOB_STOP
+    team_barrier(team_i, n)
+
+
+@jit_serial(inline=True)
+def _team_gather(team, m, start, weighted):
+    team_i = team[1]
+    team_i[J_M], team_i[J_START], team_i[J_WEIGHTED] = m, start, weighted
+    _team_run(team, JOB_GATHER)
+
+
+@jit_serial(inline=True)
+def _team_rows_finite(team, m, off, ld):
+    team_i = team[1]
+    team_i[J_M], team_i[J_SRC_OFF], team_i[J_SRC_LD] = m, off, ld
+    _team_run(team, JOB_ROWS_FINITE)
+
+
+@jit_serial(inline=True)
+def _team_forward(team, m, l, with_loss, with_delta, weighted, from_x, src_off, src_ld,
+                  to_out, o_off, hidden_code, out_code, loss_code):
+    team_i = team[1]
+    team_i[J_M], team_i[J_L] = m, l
+    team_i[J_WITH_LOSS], team_i[J_WITH_DELTA], team_i[J_WEIGHTED] = with_loss, with_delta, weighted
+    team_i[J_FROM_X], team_i[J_SRC_OFF], team_i[J_SRC_LD] = from_x, src_off, src_ld
+    team_i[J_TO_OUT], team_i[J_O_OFF] = to_out, o_off
+    team_i[J_HIDDEN], team_i[J_OUT_CODE], team_i[J_LOSS_CODE] = hidden_code, out_code, loss_code
+    _team_run(team, JOB_FORWARD)
+
+
+@jit_serial(inline=True)
+def _team_backward(team, l, m, hidden_code, alpha, beta, into_theta):
+    team_i, team_f = team[1], team[2]
+    team_i[J_L], team_i[J_M], team_i[J_HIDDEN], team_i[J_INTO_THETA] = (l, m, hidden_code,
+                                                                        into_theta)
+    team_f[F_ALPHA], team_f[F_BETA] = alpha, beta
+    _team_run(team, JOB_BACKWARD)
+
+
+@jit_serial(inline=True)
+def _team_update(team, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale):
+    team_i, team_f = team[1], team[2]
+    team_i[J_OPT_CODE] = opt_code
+    team_f[F_LR], team_f[F_MU], team_f[F_BETA1], team_f[F_BETA2] = lr, mu, beta1, beta2
+    team_f[F_EPS], team_f[F_ADAM_LR], team_f[F_L2_SCALE] = eps, adam_lr, l2_scale
+    _team_run(team, JOB_UPDATE)
+
+
+@jit_serial(entry=True, no=types.boolean, yes=types.boolean, any_loss=types.int64,
+            row0=types.int64)
 def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, block_rows,
-                 acts, logits, row_offs, scalars, fused, tiled, threads, out):
+                 acts, logits, row_offs, scalars, fused, tiled, threads, out, tid, n_team,
+                 team_i, team_f):
     """Network outputs for every row of ``X`` (read in place, block by block); ``fused``,
-    ``tiled`` and ``threads`` choose the path as in ``batch_loss_and_gradient``.
+    ``tiled`` and ``threads`` choose the path, and ``tid``, ``n_team``, ``team_i`` and
+    ``team_f`` describe the thread team, as in ``batch_loss_and_gradient``.
 
     Returns ``True``, or ``False`` (at once, with ``out`` incomplete) when a row of ``X``
     holds NaN or infinity. The check runs on each block just before its products: the
@@ -1005,11 +1170,20 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
     n_layers = sizes.shape[0] - 1
     x_flat = X.reshape(-1)
     o_flat = out.reshape(-1)
-    no, any_loss, row0 = False, MSE, 0  # no targets: no error terms, no loss
+    # No targets, gradient or optimizer here: their places in the team's arrays are taken
+    # by buffers of the same types, never read.
+    team = _team_of(threads, n_team, team_i, team_f, X, X, logits, row_offs, x_flat, o_flat,
+                    theta, logits, sizes, w_off, b_off, act_off, row_offs.reshape((-1, 1)),
+                    acts, logits, logits, logits, logits, logits, row_offs, scalars, logits,
+                    logits, team_f)
+    if threads is not None and tid > 0:
+        _team_worker(tid, team)
+        return True
+    no, yes, any_loss, row0 = False, True, MSE, 0  # no targets: no error terms, no loss
+    finite = True
     for b0 in range(0, n, block_rows):
         m = min(n, b0 + block_rows) - b0
         if fused is not None:
-            finite = True
             for r in range(m):
                 row_offs[r] = (b0 + r) * n_in
                 x_row = x_flat[(b0 + r) * n_in:(b0 + r + 1) * n_in]
@@ -1025,17 +1199,20 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
         if tiled is not None or threads is not None:
             # ``row_offs`` (unused on this path) receives the per-row verdicts.
             if threads is not None:
-                _rows_finite_par(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
+                _team_rows_finite(team, m, b0 * n_in, n_in)
             if tiled is not None:
                 _rows_finite_ser(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
             for r in range(m):
-                if row_offs[r] == 0:
-                    return False
+                finite &= row_offs[r] != 0
+            if not finite:
+                break
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                           logits, o_flat, b0 * n_out, logits, logits, scalars, tiled,
-                          threads)
-    return True
+                          threads, team, yes, yes)
+    if threads is not None:
+        _team_stop(team)
+    return finite
 
 
 # ---------------------------------------------------------------------------
@@ -1071,7 +1248,8 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
                 opt_code, lr, mu, beta1, beta2, eps, l2, block_rows, fused, tiled, threads,
                 order, rng_state, progress, sums, epoch_data_loss, epoch_penalty,
                 acts, logits, ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars,
-                weight_sq, opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup):
+                weight_sq, opt_m, opt_v, theta_backup, opt_m_backup, opt_v_backup, tid,
+                n_team, team_i, team_f):
     """Run at most ``max_steps`` mini-batch steps of training, then return.
 
     Epoch ``progress[EPOCHS_DONE]`` resumes at row ``progress[NEXT_ROW]`` of ``order``. At
@@ -1088,13 +1266,20 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
     ``progress[STATUS]`` is set to ``DIVERGED``. A row of ``X`` that holds NaN or infinity
     (each batch's rows are checked as they are read; every row is read in an epoch) gets
     the same roll-back and ``NON_FINITE_INPUT``. When all ``n_epochs`` are done the status
-    is ``FINISHED``. Returns nothing.
+    is ``FINISHED``. Returns nothing. The path flags and the thread team (``tid``,
+    ``n_team``, ``team_i``, ``team_f``) are as in ``batch_loss_and_gradient``.
 
     Written: ``theta``, ``order``, ``rng_state``, ``progress``, ``sums``, the epoch arrays,
     optimizer state, backups and work buffers.
     """
     n = X.shape[0]
     x_flat = X.reshape(-1)  # once per call, not per step (the fused path reads rows from it)
+    team = _team_of(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, acts, theta,
+                    grad, sizes, w_off, b_off, act_off, chunks, acts, logits, ybuf, swbuf,
+                    deltas, row_loss, row_offs, scalars, opt_m, opt_v, weight_sq)
+    if threads is not None and tid > 0:
+        _team_worker(tid, team)
+        return
     # Plain SGD on the tiled path with one block per batch: the step is applied inside the
     # weight-gradient products (``_tiled_batch``). A batch loss that is not finite then
     # finds the step applied, but the roll-back below restores the epoch's start anyway.
@@ -1133,7 +1318,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
             loss_sum, weight_sum, finite = _tiled_batch(
                 X, Y, sw, weighted, order, start, stop, with_gradient, theta, sizes, w_off,
                 b_off, act_off, hidden_code, out_code, loss_code, block_rows, acts, logits,
-                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, tiled, threads,
+                ybuf, swbuf, deltas, row_loss, row_offs, grad, scalars, tiled, threads, team,
                 lr if sgd_in_products else 0.0)
         rows = stop - start
         penalty = 0.0
@@ -1150,7 +1335,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         progress[STEP] += 1
         if not sgd_in_products:
             apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, progress[STEP], chunks,
-                         grad, theta, opt_m, opt_v, weight_sq, fused, tiled, threads)
+                         grad, theta, opt_m, opt_v, weight_sq, fused, tiled, threads, team)
         if l2 > 0:
             sq = 0.0
             for ch in range(chunks.shape[0]):  # fixed order over the chunk sums
@@ -1175,3 +1360,5 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
         progress[NEXT_ROW] = 0
     elif progress[EPOCHS_DONE] >= n_epochs:
         progress[STATUS] = FINISHED
+    if threads is not None:
+        _team_stop(team)

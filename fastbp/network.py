@@ -131,8 +131,9 @@ default "identity"
     random_state : int, numpy.random.Generator or None
         Seeds the initial weights and the network's shuffling stream.
     n_threads : int or None
-        Threads for the compiled kernels (``None``: all of Numba's threads). Results are
-        bitwise the same for every thread count.
+        Threads for the compiled kernels (``None``: ``NUMBA_NUM_THREADS``, by default the
+        number of cores; larger requests are capped there). Results are bitwise the same
+        for every thread count.
 
     Attributes
     ----------
@@ -240,7 +241,7 @@ default "identity"
     # -- properties -----------------------------------------------------------------------
     @property
     def n_threads(self):
-        """Threads for the compiled kernels (``None``: all of Numba's threads)."""
+        """Threads for the compiled kernels (``None``: ``NUMBA_NUM_THREADS``)."""
         return self._engine.n_threads
 
     @n_threads.setter

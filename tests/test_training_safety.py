@@ -39,7 +39,7 @@ def test_kernels_cannot_allocate():
     import fastbp
     from fastbp import _config
 
-    dispatchers = [obj for module in (fastbp.kernels, fastbp._blas, fastbp._rng)
+    dispatchers = [obj for module in (fastbp.kernels, fastbp._blas, fastbp._rng, fastbp._team)
                    for obj in vars(module).values() if isinstance(obj, CPUDispatcher)]
     assert len(dispatchers) > 20
     assert all(d.targetoptions["_nrt"] is False for d in dispatchers)
