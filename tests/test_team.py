@@ -98,7 +98,8 @@ def test_team_slots_are_reset_before_each_call():
     assert errors.tolist() == [0, 0]
 
 
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 threads")
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                    reason="the threaded path needs NUMBA_NUM_THREADS >= 2 (one-core machine)")
 def test_concurrent_threaded_fits_match_sequential_ones(rng):
     X = rng.standard_normal((512, 100))
     Y = np.eye(10)[rng.integers(0, 10, 512)]
