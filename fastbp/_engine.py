@@ -19,7 +19,7 @@ import numpy as np
 from . import kernels
 from ._codes import ACTIVATIONS, CLIPPED, DIVERGED, LOSSES, NON_FINITE_INPUT, OPTIMIZERS
 from ._rng import seed_state
-from ._team import TEAM_FLOATS, TEAM_INTS
+from ._team import TEAM_FLOATS, team_ints
 from ._threads import blas_on_one_thread, resolve_n_threads, run_on_team
 
 # Rows per block: products over more rows than this are accumulated block by block,
@@ -34,10 +34,10 @@ PARALLEL_MIN_FLOPS = 10_000_000
 # (well under a second per call even at a few GFLOP/s) while amortising the call.
 FLOPS_PER_CALL = 4e9
 # Chunk of theta that one thread updates in one task (about this many parameters; each
-# layer's weights and biases are split into equal chunks). Each thread takes an
-# equal number of chunks, so small chunks keep the threads' shares even: with 16384, W3's
-# update gave one of two threads 82K of its 102K parameters, and W3 took 0.194 s against
-# 0.186 s with 2048 (float32, 2 threads, medians of 5).
+# layer's weights and biases are split into equal chunks). Small chunks keep the
+# threads' shares even: when each thread took a fixed run of chunks, 16384 gave one of
+# two threads 82K of W3's 102K parameters, and W3 took 0.194 s against 0.186 s with 2048
+# (float32, 2 threads, medians of 5).
 UPDATE_CHUNK = 2048
 # Networks with at most this many weights take the fused row-at-a-time path
 # (``kernels._fused_block``), where tile and BLAS set-up would cost more than the
@@ -78,9 +78,10 @@ class _Workspace:
         self.swbuf = np.zeros(rows, dtype)
         self.row_loss = np.zeros(rows, dtype)
         self.row_offs = np.zeros(rows, np.int64)
-        self.scalars = np.zeros(2 * resolve_n_threads(None), dtype)
+        max_team = resolve_n_threads(None)  # no team is larger
+        self.scalars = np.zeros(2 * max_team, dtype)
         self.weight_sq = np.zeros(n_chunks, np.float64)
-        self.team_i = np.zeros(TEAM_INTS, np.int64)  # the thread team's shared slots
+        self.team_i = np.zeros(team_ints(max_team), np.int64)  # the team's shared slots
         self.team_f = np.zeros(TEAM_FLOATS, np.float64)
 
 

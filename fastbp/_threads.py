@@ -17,7 +17,7 @@ import warnings
 
 import numba
 
-from ._team import ABORT
+from ._team import STOP, team_ints
 
 _SETTERS = ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
             "scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_")
@@ -128,7 +128,7 @@ class _Member:
                 kernel(*args)
                 self.results.put(None)
             except BaseException as error:  # handed to the caller, which re-raises it
-                team_i[ABORT] = 1  # no member waits for this one at a barrier
+                team_i[STOP] = 1  # member 0 must not wait for this one's tasks
                 self.results.put(error)
 
 
@@ -153,12 +153,15 @@ def run_on_team(kernel, args, n_team, team_i, team_f):
     """``kernel(*args, tid, n_team, team_i, team_f)`` on a team of ``n_team`` threads:
     this thread is member 0 and returns the kernel's result; members ``1 .. n_team - 1``
     run on pooled threads. ``team_i`` and ``team_f`` are the team's shared slots (see
-    ``fastbp._team``); they are zeroed here.
+    ``fastbp._team``; ``team_i`` needs ``team_ints(n_team)`` slots); they are zeroed here.
 
     If member 0 fails (say, the first compilation raises), the others are told to stop
     and the error is raised once every member has returned; a member's own error is
     raised likewise. The threads are joined before this returns, either way.
     """
+    if team_i.shape[0] < team_ints(n_team):
+        raise ValueError(f"team_i has {team_i.shape[0]} slots; a team of {n_team} needs "
+                         f"{team_ints(n_team)}")
     team_i[:] = 0
     team_f[:] = 0
     if n_team <= 1:
@@ -172,7 +175,7 @@ def run_on_team(kernel, args, n_team, team_i, team_f):
         finished = True
     finally:
         if not finished:
-            team_i[ABORT] = 1  # the others wait at a barrier member 0 will never reach
+            team_i[STOP] = 1  # the others wait for jobs member 0 will never post
         errors = [member.results.get() for member in members]
         with _members_lock:
             if _members_pid == os.getpid():

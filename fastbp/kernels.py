@@ -21,7 +21,7 @@ Every matrix product is cut into tiles whose shape depends only on the product's
 shape (``tile_rows``/``tile_cols``), never on the thread count. Each tile is computed
 by one thread, start to finish, and each thread writes only its own tiles; sums over
 rows (bias gradients, the batch loss) run serially in a fixed order. The team's jobs
-(``_team_share``) and the serial passes (``*_ser``) call the same tile functions, so
+(``_team_tasks``) and the serial passes (``*_ser``) call the same tile functions, so
 1 thread, N threads and the serial path give bitwise identical results.
 
 The entry points take three path flags, ``fused``, ``tiled`` and ``threads``: exactly one
@@ -46,7 +46,8 @@ from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, C
 from ._config import jit_serial
 from ._exp import poly_exp
 from ._rng import permute_inplace
-from ._team import JOB_BASE, team_barrier
+from ._team import (JOB_BASE, JOB_SLOTS, claim_task, finish_job, post_job, report_done,
+                    stop_team, wait_for_job)
 
 
 # ---------------------------------------------------------------------------
@@ -410,10 +411,10 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
                      r0, r1, dst, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss)
 
 
-# Each pass below exists as a serial loop over its tasks (``*_ser``) and as a share of
-# a team job (``_team_share``); both call the same task functions. One share function
-# for both (the serial path as member 0 of 1) added a compiled level under the team's
-# job runner: 784-128-10's first fit on 2 threads took 10.6 s instead of 9.2-9.5 s.
+# Each pass below exists as a serial loop over its tasks (``*_ser``) and as a team job
+# (``_team_tasks``); both call the same task functions. One function for both (the
+# serial path as member 0 of 1) added a compiled level under the team's job runner:
+# 784-128-10's first fit on 2 threads took 10.6 s instead of 9.2-9.5 s.
 
 @jit_serial
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
@@ -458,8 +459,9 @@ def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_of
 
     The ``n_dt`` delta tiles are spread evenly among the weight-gradient tiles (slot ``t``
     holds a delta tile when ``t * n_dt // total`` steps up), and layer ``l + 1``'s among
-    layer 0's, because each team member takes a contiguous run of tasks and the kinds
-    differ in cost. The mapping is fixed, so each tile's bits never change.
+    layer 0's, because each team member first claims a contiguous run of tasks (its home
+    range, ``fastbp._team``) and the kinds differ in cost. The mapping is fixed, so each
+    tile's bits never change.
     """
     is_delta, k = _spread_slot(t, n_dt, n_dt + n_wa + n_wb)
     if is_delta:
@@ -474,7 +476,7 @@ def _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_of
 
 
 # Region l computes delta_{l-1} (which reads W_l) together with the gradient of layer
-# l + 1, whose weights the delta recursion no longer needs: one barrier per layer, and
+# l + 1, whose weights the delta recursion no longer needs: one team job per layer, and
 # no region writes weights that another task of it reads, so the SGD step can be
 # written straight into theta (``backward_block``).
 @jit_serial
@@ -968,14 +970,15 @@ def _rows_finite_ser(m, x, off, ld, n, flags):
 
 
 # ---------------------------------------------------------------------------
-# The thread team: each parallel pass is a job run by every member (fastbp._team)
+# The thread team: each parallel pass is a job whose tasks the members claim (fastbp._team)
 # ---------------------------------------------------------------------------
 
-# Job kinds, the job's slots in ``team_i`` (after the barrier's) and in ``team_f``.
-JOB_STOP, JOB_GATHER, JOB_FORWARD, JOB_BACKWARD, JOB_UPDATE, JOB_ROWS_FINITE = 1, 2, 3, 4, 5, 6
+# Job kinds, the job's slots in ``team_i`` (from ``JOB_BASE``) and in ``team_f``.
+JOB_GATHER, JOB_FORWARD, JOB_BACKWARD, JOB_UPDATE, JOB_ROWS_FINITE = 1, 2, 3, 4, 5
 (J_KIND, J_M, J_L, J_START, J_WITH_LOSS, J_WITH_DELTA, J_WEIGHTED, J_FROM_X, J_SRC_OFF,
  J_SRC_LD, J_TO_OUT, J_O_OFF, J_INTO_THETA, J_HIDDEN, J_OUT_CODE, J_LOSS_CODE,
- J_OPT_CODE) = range(JOB_BASE, JOB_BASE + 17)
+ J_OPT_CODE, J_N_TASKS) = range(JOB_BASE, JOB_BASE + 18)
+assert J_N_TASKS < JOB_BASE + JOB_SLOTS
 F_ALPHA, F_BETA, F_LR, F_MU, F_BETA1, F_BETA2, F_EPS, F_ADAM_LR, F_L2_SCALE = range(9)
 
 
@@ -1011,99 +1014,130 @@ def _team_of_impl(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, o_fl
     return team
 
 
+# Jobs over independent units (the rows of a gather or finiteness check, the chunks of
+# an update) run as at most this many tasks per member, each a contiguous span of units
+# (rows: at least TEAM_MIN_ROWS_PER_TASK): a claim is an atomic compare-and-swap, about as
+# dear as gathering one row, and W4's update would otherwise be about 900 tasks. A few
+# tasks per member still let the others take over the share of one that is paused.
+TEAM_TASKS_PER_MEMBER = 8
+TEAM_MIN_ROWS_PER_TASK = 8
+
+
 @jit_serial(inline=True)
-def _share(tid, n, n_tasks):
-    """Tasks ``t0 .. t1 - 1`` of member ``tid`` of ``n``: contiguous runs of near-equal
-    length (as a static parallel loop hands them out)."""
-    return (tid * n_tasks) // n, ((tid + 1) * n_tasks) // n
+def _team_n_tasks(team_i, n, sizes, chunks):
+    """The number of tasks of the job in ``team_i`` for a team of ``n`` (member 0, before
+    posting it)."""
+    kind, m, l = team_i[J_KIND], team_i[J_M], team_i[J_L]
+    if kind == JOB_GATHER or kind == JOB_ROWS_FINITE:
+        return min(_cdiv(m, TEAM_MIN_ROWS_PER_TASK), TEAM_TASKS_PER_MEMBER * n)
+    if kind == JOB_FORWARD:
+        is_output = l == sizes.shape[0] - 2
+        return _n_tiles(m, sizes[l + 1], sizes[l], is_output)
+    if kind == JOB_BACKWARD:
+        n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
+        return n_dt + n_wa + n_wb
+    if kind == JOB_UPDATE:
+        return min(chunks.shape[0], TEAM_TASKS_PER_MEMBER * n)
+    return 0
+
+
+@jit_serial(inline=True)
+def _unit_span(task, n_tasks, n_units):
+    """Units ``u0 .. u1 - 1`` of ``task`` of ``n_tasks`` over ``n_units`` units."""
+    return (task * n_units) // n_tasks, ((task + 1) * n_units) // n_tasks
 
 
 @jit_serial
-def _team_share(tid, n, team_i, team_f, bufs):
-    """Member ``tid``'s share of the job in ``team_i``/``team_f``. Each task is the one
-    the serial pass runs (same tile, same function), so the bits do not depend on ``n``.
-    Written: whatever the job writes (see the serial twins)."""
+def _team_tasks(tid, n, team_i, team_f, bufs):
+    """Claim and run tasks of the job in ``team_i``/``team_f`` as member ``tid`` of ``n``
+    until none is left; returns how many it ran. Each task is one the serial pass runs
+    (same tile, same function), so the bits depend neither on the thread count nor on
+    which member runs which task. Written: whatever the job writes (see the serial
+    twins)."""
     (X, Y, sw, order, x_flat, o_flat, theta, grad, sizes, w_off, b_off, act_off, chunks,
      acts, logits, ybuf, swbuf, deltas, row_loss, flags, scalars, opt_m, opt_v,
      weight_sq) = bufs
-    kind, m, l = team_i[J_KIND], team_i[J_M], team_i[J_L]
+    kind, m, l, n_tasks = team_i[J_KIND], team_i[J_M], team_i[J_L], team_i[J_N_TASKS]
     weighted = team_i[J_WEIGHTED] != 0
     sc = scalars[2 * tid:2 * tid + 2]
-    if kind == JOB_GATHER:
-        t0, t1 = _share(tid, n, m)
-        for r in range(t0, t1):
-            flags[r] = _gather_row(r, X, Y, sw, weighted, order, team_i[J_START], acts, ybuf,
-                                   swbuf)
-    elif kind == JOB_ROWS_FINITE:
-        t0, t1 = _share(tid, n, m)
-        for r in range(t0, t1):
-            flags[r] = _span_finite(x_flat, team_i[J_SRC_OFF] + r * team_i[J_SRC_LD],
-                                    sizes[0])
-    elif kind == JOB_FORWARD:
-        n_layers = sizes.shape[0] - 1
-        n_in, n_out = sizes[l], sizes[l + 1]
-        is_output = l == n_layers - 1
-        src = x_flat if team_i[J_FROM_X] != 0 else acts
-        dst = logits if is_output else acts
-        dst_off = 0 if is_output else act_off[l + 1]
-        o_buf = o_flat if team_i[J_TO_OUT] != 0 else acts
-        with_loss, with_delta = team_i[J_WITH_LOSS] != 0, team_i[J_WITH_DELTA] != 0
-        t0, t1 = _share(tid, n, _n_tiles(m, n_out, n_in, is_output))
-        for t in range(t0, t1):
-            _forward_layer_tasks(t, m, n_in, n_out, is_output, team_i[J_HIDDEN], theta,
-                                 w_off[l], b_off[l], src, team_i[J_SRC_OFF],
-                                 team_i[J_SRC_LD], dst, dst_off, sc, team_i[J_OUT_CODE],
-                                 team_i[J_LOSS_CODE], with_loss, with_delta, weighted, ybuf,
-                                 swbuf, o_buf, team_i[J_O_OFF], deltas, act_off[n_layers],
-                                 row_loss)
-    elif kind == JOB_BACKWARD:
-        target = theta if team_i[J_INTO_THETA] != 0 else grad
-        n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
-        t0, t1 = _share(tid, n, n_dt + n_wa + n_wb)
-        for t in range(t0, t1):
-            _backward_region_task(t, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off,
+    n_layers = sizes.shape[0] - 1
+    n_done = 0
+    task = claim_task(team_i, tid, n)
+    while task >= 0:
+        if kind == JOB_GATHER:
+            r0, r1 = _unit_span(task, n_tasks, m)
+            for r in range(r0, r1):
+                flags[r] = _gather_row(r, X, Y, sw, weighted, order, team_i[J_START], acts,
+                                       ybuf, swbuf)
+        elif kind == JOB_ROWS_FINITE:
+            r0, r1 = _unit_span(task, n_tasks, m)
+            for r in range(r0, r1):
+                flags[r] = _span_finite(x_flat, team_i[J_SRC_OFF] + r * team_i[J_SRC_LD],
+                                        sizes[0])
+        elif kind == JOB_FORWARD:
+            is_output = l == n_layers - 1
+            _forward_layer_tasks(task, m, sizes[l], sizes[l + 1], is_output, team_i[J_HIDDEN],
+                                 theta, w_off[l], b_off[l],
+                                 x_flat if team_i[J_FROM_X] != 0 else acts,
+                                 team_i[J_SRC_OFF], team_i[J_SRC_LD],
+                                 logits if is_output else acts,
+                                 0 if is_output else act_off[l + 1], sc, team_i[J_OUT_CODE],
+                                 team_i[J_LOSS_CODE], team_i[J_WITH_LOSS] != 0,
+                                 team_i[J_WITH_DELTA] != 0, weighted, ybuf, swbuf,
+                                 o_flat if team_i[J_TO_OUT] != 0 else acts, team_i[J_O_OFF],
+                                 deltas, act_off[n_layers], row_loss)
+        elif kind == JOB_BACKWARD:
+            n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
+            _backward_region_task(task, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off,
                                   team_i[J_HIDDEN], team_f[F_ALPHA], team_f[F_BETA], theta,
-                                  acts, deltas, target, sc)
-    elif kind == JOB_UPDATE:
-        t0, t1 = _share(tid, n, chunks.shape[0])
-        for ch in range(t0, t1):
-            _update_chunk(ch, team_i[J_OPT_CODE], team_f[F_LR], team_f[F_MU], team_f[F_BETA1],
-                          team_f[F_BETA2], team_f[F_EPS], team_f[F_ADAM_LR],
-                          team_f[F_L2_SCALE], chunks, grad, theta, opt_m, opt_v, weight_sq)
+                                  acts, deltas, theta if team_i[J_INTO_THETA] != 0 else grad,
+                                  sc)
+        elif kind == JOB_UPDATE:
+            c0, c1 = _unit_span(task, n_tasks, chunks.shape[0])
+            for ch in range(c0, c1):
+                _update_chunk(ch, team_i[J_OPT_CODE], team_f[F_LR], team_f[F_MU],
+                              team_f[F_BETA1], team_f[F_BETA2], team_f[F_EPS],
+                              team_f[F_ADAM_LR], team_f[F_L2_SCALE], chunks, grad, theta,
+                              opt_m, opt_v, weight_sq)
+        n_done += 1
+        task = claim_task(team_i, tid, n)
+    return n_done
 
 
 @jit_serial(inline=True)
 def _team_worker(tid, team):
-    """Members ``1 .. n - 1``: run a share of each job member 0 posts, until it posts the
-    stop job (or the Python side aborts the team). Inlined into the entry points: a
-    compiled level of its own re-optimised ``_team_share``'s whole tree (1 s)."""
+    """Members ``1 .. n - 1``: run tasks of the jobs member 0 posts until it tells the
+    team to stop (or the Python side does, when a member failed). Inlined into the entry
+    points: a compiled level of its own re-optimised the task functions' whole tree (1 s)."""
     n, team_i, team_f, bufs = team
-    while team_barrier(team_i, n):
-        if team_i[J_KIND] == JOB_STOP:
-            return
-        _team_share(tid, n, team_i, team_f, bufs)
-        if not team_barrier(team_i, n):
-            return
+    while wait_for_job(team_i, n):
+        report_done(team_i, _team_tasks(tid, n, team_i, team_f, bufs))
+
+
+@jit_serial
+def _team_post(team_i, n, kind, sizes, chunks):
+    """Member 0: post the job of ``kind`` whose other slots it has written."""
+    team_i[J_KIND] = kind
+    n_tasks = _team_n_tasks(team_i, n, sizes, chunks)
+    team_i[J_N_TASKS] = n_tasks
+    post_job(team_i, n, n_tasks)
 
 
 @jit_serial(inline=True)
 def _team_run(team, kind):
-    """Member 0: run the job whose slots it has just written, with the whole team (the
-    first barrier publishes the job, the second waits for every share)."""
+    """Member 0: post the job whose slots it has just written, run the tasks it claims,
+    and wait until the other members' claimed tasks are done."""
     n, team_i, team_f, bufs = team
-    team_i[J_KIND] = kind
-    team_barrier(team_i, n)
-    # A typed 0, not a literal (this body is inlined): a literal compiled the share again.
-    _team_share(np.int64(0), n, team_i, team_f, bufs)
-    team_barrier(team_i, n)
+    # Typed values, not literals (this body is inlined): each literal kind compiled the
+    # poster once more, and a literal 0 the tasks.
+    _team_post(team_i, n, np.int64(kind), bufs[8], bufs[12])  # sizes, chunks
+    finish_job(team_i, _team_tasks(np.int64(0), n, team_i, team_f, bufs))
 
 
 @jit_serial(inline=True)
 def _team_stop(team):
     """Member 0: release the other members (they return from the entry point)."""
-    n, team_i, team_f, bufs = team
-    team_i[J_KIND] = JOB_STOP
-    team_barrier(team_i, n)
+    stop_team(team[1])
 
 
 @jit_serial(inline=True)
