@@ -25,13 +25,13 @@ threads, same slow phase of the machine); with home ranges W4 takes 0.456-0.466 
 against fixed shares' 0.449-0.452 s (quiet). Which member runs a task does not change
 the task's result, so the bits depend neither on the thread count nor on timing.
 
-Layout of ``team_i`` (``team_ints(n)`` slots for a team of ``n``): the stop flag and the
-done count, each on its own 64-byte line (threads spinning on one must not slow writes
-to another), the job slots (``kernels``' ``J_*`` constants) from ``JOB_BASE`` on, then a
-claim word per member, a line each. A claim word packs the job's sequence number, the
-end and the front of the member's remaining range, so that one compare-and-swap both
-checks that the job is still open and takes a task: a member that read the word of a
-finished job cannot take a task of the next one.
+Layout of ``team_i`` (``team_ints(n)`` slots for a team of ``n``): the stop flag, and the
+done count with the open job's task count, each on its own 64-byte line (threads
+spinning on one must not slow writes to another), the job slots (``kernels``' ``J_*``
+constants) from ``JOB_BASE`` on, then a claim word per member, a line each. A claim word
+packs the job's sequence number, the end and the front of the member's remaining range,
+so that one compare-and-swap both checks that the job is still open and takes a task: a
+member that read the word of a finished job cannot take a task of the next one.
 """
 import platform
 
@@ -41,7 +41,7 @@ from numba.extending import intrinsic
 
 from ._config import jit_serial
 
-STOP, DONE, N_TASKS = 0, 8, 9  # N_TASKS: member 0's own copy of the open job's task count
+STOP, DONE, N_TASKS = 0, 8, 9  # N_TASKS: the open job's task count (written by member 0)
 JOB_BASE, JOB_SLOTS = 16, 24
 _CLAIM_BASE = JOB_BASE + JOB_SLOTS
 TEAM_FLOATS = 16

@@ -46,7 +46,7 @@ from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, C
 from ._config import jit_serial
 from ._exp import poly_exp
 from ._rng import permute_inplace
-from ._team import (JOB_BASE, JOB_SLOTS, claim_task, finish_job, post_job, report_done,
+from ._team import (JOB_BASE, JOB_SLOTS, N_TASKS, claim_task, finish_job, post_job, report_done,
                     stop_team, wait_for_job)
 
 
@@ -977,8 +977,8 @@ def _rows_finite_ser(m, x, off, ld, n, flags):
 JOB_GATHER, JOB_FORWARD, JOB_BACKWARD, JOB_UPDATE, JOB_ROWS_FINITE = 1, 2, 3, 4, 5
 (J_KIND, J_M, J_L, J_START, J_WITH_LOSS, J_WITH_DELTA, J_WEIGHTED, J_FROM_X, J_SRC_OFF,
  J_SRC_LD, J_TO_OUT, J_O_OFF, J_INTO_THETA, J_HIDDEN, J_OUT_CODE, J_LOSS_CODE,
- J_OPT_CODE, J_N_TASKS) = range(JOB_BASE, JOB_BASE + 18)
-assert J_N_TASKS < JOB_BASE + JOB_SLOTS
+ J_OPT_CODE) = range(JOB_BASE, JOB_BASE + 17)
+assert J_OPT_CODE < JOB_BASE + JOB_SLOTS
 F_ALPHA, F_BETA, F_LR, F_MU, F_BETA1, F_BETA2, F_EPS, F_ADAM_LR, F_L2_SCALE = range(9)
 
 
@@ -1057,7 +1057,7 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
     (X, Y, sw, order, x_flat, o_flat, theta, grad, sizes, w_off, b_off, act_off, chunks,
      acts, logits, ybuf, swbuf, deltas, row_loss, flags, scalars, opt_m, opt_v,
      weight_sq) = bufs
-    kind, m, l, n_tasks = team_i[J_KIND], team_i[J_M], team_i[J_L], team_i[J_N_TASKS]
+    kind, m, l, n_tasks = team_i[J_KIND], team_i[J_M], team_i[J_L], team_i[N_TASKS]
     weighted = team_i[J_WEIGHTED] != 0
     sc = scalars[2 * tid:2 * tid + 2]
     n_layers = sizes.shape[0] - 1
@@ -1118,9 +1118,7 @@ def _team_worker(tid, team):
 def _team_post(team_i, n, kind, sizes, chunks):
     """Member 0: post the job of ``kind`` whose other slots it has written."""
     team_i[J_KIND] = kind
-    n_tasks = _team_n_tasks(team_i, n, sizes, chunks)
-    team_i[J_N_TASKS] = n_tasks
-    post_job(team_i, n, n_tasks)
+    post_job(team_i, n, _team_n_tasks(team_i, n, sizes, chunks))
 
 
 @jit_serial(inline=True)
