@@ -21,6 +21,8 @@ import os
 
 from numba import njit
 
+from ._apart import call_apart
+
 FASTMATH = {"contract", "nsz", "arcp"} if os.environ.get("FASTBP_FASTMATH", "0") == "1" else False
 
 # Numba's cache does not key entries by compile options: never mix fastmath builds into it.
@@ -35,7 +37,7 @@ JIT_OPTIONS = dict(nogil=True, cache=CACHE, fastmath=FASTMATH, error_model="nump
 INTERNAL_OPTIONS = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
-def jit_serial(func=None, inline=False, entry=False, **local_types):
+def jit_serial(func=None, inline=False, entry=False, apart=False, **local_types):
     """Compile ``func`` in nopython mode with fastbp's serial options.
 
     ``entry=True`` marks a kernel that Python calls (the engine's entry points, and the
@@ -50,6 +52,11 @@ def jit_serial(func=None, inline=False, entry=False, **local_types):
     optimises every compiled function together with all its callees, so each level of
     calls re-optimises the whole tree below it; inlining a wrapper removes a level
     (used where it measurably shortens the first compile).
+
+    ``apart=True`` compiles ``func`` on its own, and compiled callers call that machine
+    code instead of linking in a copy of it to optimise again (``fastbp._apart``). For
+    large kernels called a few times per step; ``func`` must be internal (not ``entry``)
+    and live in the same module as its callers.
     """
     def decorate(f):
         options = dict(JIT_OPTIONS)
@@ -57,6 +64,10 @@ def jit_serial(func=None, inline=False, entry=False, **local_types):
             options["inline"] = "always"
         if not entry:
             options.update(INTERNAL_OPTIONS)
-        return njit(locals=local_types, **options)(f)
+        dispatcher = njit(locals=local_types, **options)(f)
+        if apart:
+            assert not (inline or entry), "a kernel compiled apart is internal and not inlined"
+            return call_apart(dispatcher)
+        return dispatcher
 
     return decorate(func) if func is not None else decorate

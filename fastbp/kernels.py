@@ -118,7 +118,7 @@ def _tile_bounds(t, rows, cols, inner, whole_rows):
 # may be negative Numba emits its wrap-around fix-up per element, and LLVM then does not
 # vectorise the loop (measured 4.6x slower on a 64-wide row of multiply-adds).
 
-@jit_serial
+@jit_serial(apart=True)
 def _activate_inplace(code, buf, off, n):
     """``buf[off:off+n] = g(buf[off:off+n])`` for a hidden or output activation (not softmax).
     Written: ``buf``."""
@@ -142,7 +142,7 @@ def _activate_inplace(code, buf, off, n):
             span[j] = poly_exp(span[j])
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _scale_by_derivative(code, o, o_off, d, d_off, n):
     """``d[d_off:d_off+n] *= g'(a)``, with ``g'`` written through the outputs ``o = g(a)``
     (relu's derivative at 0 is 0). Written: ``d``."""
@@ -171,7 +171,7 @@ def _softplus(a):
     return max(a, 0.0) + np.log1p(np.exp(-abs(a)))
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _hidden_epilogue(code, theta, b_o, buf, off, ld, rows, c0, c1):
     """``buf[r, c] = g(buf[r, c] + b[c])`` for a tile (in place)."""
     n = c1 - c0
@@ -199,7 +199,7 @@ def _row_max(v):
     return vmax
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_o, n_out,
                  r0, r1, logits, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
     """Finish output rows ``r0:r1``: add biases, apply ``g_o``, and optionally compute the
@@ -329,7 +329,7 @@ def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
         _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o)
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o):
     """``db[c] = alpha * sum_r delta[r, c] + beta * db[c]`` for ``c0 <= c < c1``.
 
@@ -520,7 +520,7 @@ def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf, finite):
 # Optimizer update (fixed chunks of theta, one thread each)
 # ---------------------------------------------------------------------------
 
-@jit_serial
+@jit_serial(apart=True)
 def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks,
                   grad, theta, opt_m, opt_v, weight_sq):
     """Update ``theta[start:stop]`` of chunk ``ch`` (one branch per chunk, then a tight loop);
@@ -628,7 +628,7 @@ def _fused_layer_input(l, r, n_in, src, src_offs, acts, act_off):
     return acts[act_off[l] + r * n_in:act_off[l] + (r + 1) * n_in]
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
                    logits):
     """Rows ``0..m-1`` (row ``r``'s inputs at ``src[src_offs[r]:src_offs[r] + sizes[0]]``):
@@ -664,7 +664,7 @@ def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden
             _activate_inplace(hidden_code, acts, act_off[l + 1], m * n_out)
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _fused_backward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden_code, acts,
                     deltas, grad):
     """Rows ``0..m-1`` whose output error terms (already scaled by each row's share of
@@ -1047,7 +1047,7 @@ def _unit_span(task, n_tasks, n_units):
     return (task * n_units) // n_tasks, ((task + 1) * n_units) // n_tasks
 
 
-@jit_serial
+@jit_serial(apart=True)
 def _team_tasks(tid, n, team_i, team_f, bufs):
     """Claim and run tasks of the job in ``team_i``/``team_f`` as member ``tid`` of ``n``
     until none is left; returns how many it ran. Each task is one the serial pass runs

@@ -1,0 +1,109 @@
+"""Kernels compiled apart (``fastbp._apart``): callers call the kernels' own machine
+code instead of linking in a copy, also when the callers come from Numba's cache."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastbp import kernels
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One kernel compiled apart, called for two signatures (int and float ``k``) by a
+# caller. Numba caches next to the module's file.
+MODULE = """
+from fastbp._config import jit_serial
+
+
+@jit_serial(apart=True)
+def scaled_sum(a, k):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * k
+    return s
+
+
+@jit_serial(entry=True)
+def caller(a):
+    return scaled_sum(a, 2) + scaled_sum(a, 0.5)
+"""
+
+RUN_MODULE = """
+import sys
+from numba import njit
+for i in range(int(sys.argv[1])):
+    njit(lambda x: x + 1)(i)  # draws Numba's per-process function numbers
+import numpy as np
+import apart_module
+from fastbp import _apart
+value = apart_module.caller(np.arange(5.0))
+hits = sum(apart_module.caller.stats.cache_hits.values())
+linked = "-"
+if not hits:  # the caller's LLVM module: the kernel declared, never defined
+    llvm = next(iter(apart_module.caller.inspect_llvm().values()))
+    names = [c.fndesc.mangled_name for c in apart_module.scaled_sum.dispatcher.overloads.values()]
+    declared = all(f"declare i32 @{n}(" in llvm or f'declare i32 @"{n}"(' in llvm for n in names)
+    defined = any(f"@{n}(" in line for n in names for line in llvm.splitlines()
+                  if line.startswith("define"))
+    linked = "declared" if declared and not defined else "linked"
+print(value, hits, len(_apart._FORWARDERS), linked)
+"""
+
+
+def _run(code, args, cwd, env_extra):
+    env = dict(os.environ, **env_extra)
+    env.pop("FASTBP_DISABLE_CACHE", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(cwd), str(REPO)])
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_a_cached_caller_loads_the_kernel_it_calls(tmp_path):
+    (tmp_path / "apart_module.py").write_text(textwrap.dedent(MODULE))
+    no_cache_dir = {"NUMBA_CACHE_DIR": ""}
+    expected = str(2 * 10.0 + 0.5 * 10.0)
+    # Compiled: the caller only declares the kernel's symbols.
+    assert _run(RUN_MODULE, ["0"], tmp_path, no_cache_dir) == [expected, "0", "0", "declared"]
+    # Loaded from the cache: the caller's entry loads its kernel first.
+    assert _run(RUN_MODULE, ["0"], tmp_path, no_cache_dir) == [expected, "1", "0", "-"]
+    # The kernel's entries gone, the caller's kept: the kernel is compiled again, in a
+    # process that numbers functions differently, and the symbol names the caller
+    # knows are defined as forwarders to it (one per signature).
+    kernel_files = list((tmp_path / "__pycache__").glob("apart_module.scaled_sum-*"))
+    assert kernel_files
+    for path in kernel_files:
+        path.unlink()
+    assert _run(RUN_MODULE, ["7"], tmp_path, no_cache_dir) == [expected, "1", "2", "-"]
+
+
+RUN_FIT = """
+import numpy as np
+import fastbp
+from fastbp import kernels
+rng = np.random.default_rng(0)
+X = rng.standard_normal((50, 3)); Y = rng.standard_normal((50, 2))
+for sizes in ([3, 4, 2], [3, 40, 30, 2]):  # the small-network path and the tiled path
+    net = fastbp.Network(sizes, random_state=0)
+    net.fit(X, Y, epochs=3, batch_size=16)
+    print(net.predict(X).sum().hex(), net.loss_curve_[-1].hex())
+print(sum(kernels.train_steps.stats.cache_hits.values()))
+"""
+
+
+@pytest.mark.slow
+def test_training_kernels_compiled_then_cached_give_the_same_bits(tmp_path):
+    cache = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    compiled = _run(RUN_FIT, [], tmp_path, cache)
+    cached = _run(RUN_FIT, [], tmp_path, cache)
+    assert compiled[-1] == "0" and cached[-1] == "2"
+    assert compiled[:-1] == cached[:-1]
+
+
+def test_kernels_compiled_apart_are_called_from_compiled_code_only():
+    with pytest.raises(Exception):
+        kernels._output_rows()
