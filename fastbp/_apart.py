@@ -15,7 +15,10 @@ Numba's on-disk cache: a cached caller holds a reference to that symbol, so its 
 entry carries a ``reload_init`` hook (Numba runs those before loading the entry's
 machine code) that compiles or loads the kernel first. The symbol's name contains a
 number that Numba draws per process; if the kernel had to be compiled again while the
-caller's entry stayed valid, the hook defines the old name as a forwarder to the new one.
+caller's entry stayed valid (its cache entry was removed, or its module changed and the
+caller's did not), the hook defines the old name as a forwarder to the new one. A
+kernel whose return type changed that way cannot be called by the stale caller: the
+hook raises and names the cache to clear.
 """
 import functools
 import importlib
@@ -51,7 +54,7 @@ def _define_forwarder(dispatcher, cres, name):
     _FORWARDERS.append(library)
 
 
-def load_apart(module_name, name, arg_types, symbol):
+def load_apart(module_name, name, arg_types, return_type, symbol):
     """Compile (or load from the cache) kernel ``name`` of ``module_name`` for
     ``arg_types`` and make sure that ``symbol`` calls it: run before a cached caller of
     the kernel is loaded."""
@@ -59,6 +62,12 @@ def load_apart(module_name, name, arg_types, symbol):
     dispatcher = _KERNELS[module_name, name]
     dispatcher.compile(arg_types)
     cres = dispatcher.overloads[arg_types]
+    if cres.signature.return_type != return_type:
+        raise RuntimeError(
+            f"Numba's cache holds a caller of {module_name}.{name} compiled for an older "
+            f"version of it (it returned {return_type}, now {cres.signature.return_type}); "
+            "delete the cache (the __pycache__ folder next to fastbp's modules, or "
+            "NUMBA_CACHE_DIR) and run again.")
     if cres.fndesc.mangled_name != symbol and symbol not in _defined_symbols(dispatcher):
         _define_forwarder(dispatcher, cres, symbol)
 
@@ -70,7 +79,10 @@ def _defined_symbols(dispatcher):
 def call_apart(dispatcher):
     """Return a function, callable from compiled code only, that calls ``dispatcher``'s
     own machine code for the arguments' (non-literal) types without linking the kernel
-    into the caller."""
+    into the caller.
+
+    Call it at the top level of the kernel's own module (the cache hook finds the
+    kernel by importing that module)."""
     py_func = dispatcher.py_func
     key = (py_func.__module__, py_func.__name__)
     _KERNELS[key] = dispatcher
@@ -80,7 +92,7 @@ def call_apart(dispatcher):
         dispatcher.compile(arg_types)
         cres = dispatcher.overloads[arg_types]
         reload = functools.partial(load_apart, key[0], key[1], arg_types,
-                                   cres.fndesc.mangled_name)
+                                   cres.signature.return_type, cres.fndesc.mangled_name)
 
         def codegen(context, builder, signature, llargs):
             context.active_code_library._reload_init.add(reload)

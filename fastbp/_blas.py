@@ -16,6 +16,7 @@ from numba.extending import overload
 from numba.np.linalg import _BLAS
 from numba.np.numpy_support import as_dtype
 
+from ._apart import call_apart
 from ._config import jit_serial
 
 _xxgemm_f32 = _BLAS().numba_xxgemm(types.float32)
@@ -124,3 +125,9 @@ def gemm_rm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
     tb = ord("t") if trans_a else ord("n")
     _xxgemm(ta, tb, n, m, k, scalars[0:].ctypes, b[b_off:].ctypes, ldb,
             a[a_off:].ctypes, lda, scalars[1:].ctypes, c[c_off:].ctypes, ldc)
+
+
+# The tiles call ``gemm_rm`` through its own machine code (``fastbp._apart``): linked into
+# each pass instead, its BLAS set-up was optimised again in every one (64-64-10 network,
+# empty cache: first fit 7.8-7.9 -> 6.9 s).
+gemm_rm_apart = call_apart(gemm_rm)

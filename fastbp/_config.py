@@ -55,8 +55,8 @@ def jit_serial(func=None, inline=False, entry=False, apart=False, **local_types)
 
     ``apart=True`` compiles ``func`` on its own, and compiled callers call that machine
     code instead of linking in a copy of it to optimise again (``fastbp._apart``). For
-    large kernels called a few times per step; ``func`` must be internal (not ``entry``)
-    and live in the same module as its callers.
+    large kernels called per block, tile or layer (an out-of-line call each time);
+    ``func`` must be internal (not ``entry``).
     """
     def decorate(f):
         options = dict(JIT_OPTIONS)

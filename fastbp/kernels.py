@@ -38,7 +38,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._blas import cast_like, gemm_rm
+from ._blas import cast_like, gemm_rm_apart
 from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, CROSS_ENTROPY,
                      CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED, NON_FINITE_INPUT,
                      IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
@@ -308,8 +308,9 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     r0, r1, c0, c1 = _tile_bounds(t, m, n_out, n_in, is_output)
     rows = r1 - r0
     no_trans = np.bool_(False)  # typed, not literal: this body is inlined
-    gemm_rm(no_trans, no_trans, rows, c1 - c0, n_in, 1.0, src, src_off + r0 * src_ld, src_ld,
-            theta, w_o + c0, n_out, 0.0, dst, dst_off + r0 * n_out + c0, n_out, scalars)
+    gemm_rm_apart(no_trans, no_trans, rows, c1 - c0, n_in, 1.0, src, src_off + r0 * src_ld,
+                  src_ld, theta, w_o + c0, n_out, 0.0, dst, dst_off + r0 * n_out + c0, n_out,
+                  scalars)
     if not is_output:
         _hidden_epilogue(code, theta, b_o, dst, dst_off + r0 * n_out, n_out, rows, c0, c1)
     return r0, r0 + rows
@@ -323,8 +324,8 @@ def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
     Writes ``grad`` (and ``scalars``)."""
     trans, no_trans = np.bool_(True), np.bool_(False)  # typed, not literal: inlined
     i0, i1, c0, c1 = _tile_bounds(t, n_in, n_out, m, no_trans)
-    gemm_rm(trans, no_trans, i1 - i0, c1 - c0, m, alpha, src, src_off + i0, src_ld,
-            delta, d_off + c0, n_out, beta, grad, w_o + i0 * n_out + c0, n_out, scalars)
+    gemm_rm_apart(trans, no_trans, i1 - i0, c1 - c0, m, alpha, src, src_off + i0, src_ld,
+                  delta, d_off + c0, n_out, beta, grad, w_o + i0 * n_out + c0, n_out, scalars)
     if i0 == 0:
         _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o)
 
@@ -384,9 +385,9 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
     Writes ``delta_prev`` (and ``scalars``)."""
     trans, no_trans = np.bool_(True), np.bool_(False)  # typed, not literal: inlined
     r0, r1, c0, c1 = _tile_bounds(t, m, n_in, n_out, no_trans)
-    gemm_rm(no_trans, trans, r1 - r0, c1 - c0, n_out, 1.0, delta, d_off + r0 * n_out, n_out,
-            theta, w_o + c0 * n_out, n_out, 0.0, delta_prev, p_off + r0 * n_in + c0, n_in,
-            scalars)
+    gemm_rm_apart(no_trans, trans, r1 - r0, c1 - c0, n_out, 1.0, delta, d_off + r0 * n_out,
+                  n_out, theta, w_o + c0 * n_out, n_out, 0.0, delta_prev,
+                  p_off + r0 * n_in + c0, n_in, scalars)
     if code != IDENTITY:
         for r in range(r0, r1):
             row = p_off + r * n_in + c0

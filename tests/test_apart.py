@@ -12,9 +12,9 @@ from fastbp import kernels
 
 REPO = Path(__file__).resolve().parents[1]
 
-# One kernel compiled apart, called for two signatures (int and float ``k``) by a
-# caller. Numba caches next to the module's file.
-MODULE = """
+# One kernel compiled apart, in its own module, and a caller that calls it for two
+# signatures (int and float ``k``). Numba caches next to the modules' files.
+KERNEL = """
 from fastbp._config import jit_serial
 
 
@@ -22,8 +22,13 @@ from fastbp._config import jit_serial
 def scaled_sum(a, k):
     s = 0.0
     for i in range(a.shape[0]):
-        s += a[i] * k
+        s += {term}
     return s
+"""
+
+CALLER = """
+from fastbp._config import jit_serial
+from apart_kernel import scaled_sum
 
 
 @jit_serial(entry=True)
@@ -44,7 +49,8 @@ hits = sum(apart_module.caller.stats.cache_hits.values())
 linked = "-"
 if not hits:  # the caller's LLVM module: the kernel declared, never defined
     llvm = next(iter(apart_module.caller.inspect_llvm().values()))
-    names = [c.fndesc.mangled_name for c in apart_module.scaled_sum.dispatcher.overloads.values()]
+    kernel = apart_module.scaled_sum.dispatcher
+    names = [c.fndesc.mangled_name for c in kernel.overloads.values()]
     declared = all(f"declare i32 @{n}(" in llvm or f'declare i32 @"{n}"(' in llvm for n in names)
     defined = any(f"@{n}(" in line for n in names for line in llvm.splitlines()
                   if line.startswith("define"))
@@ -53,18 +59,29 @@ print(value, hits, len(_apart._FORWARDERS), linked)
 """
 
 
-def _run(code, args, cwd, env_extra):
+def _run(code, args, cwd, env_extra, check=True):
     env = dict(os.environ, **env_extra)
     env.pop("FASTBP_DISABLE_CACHE", None)
     env["PYTHONPATH"] = os.pathsep.join([str(cwd), str(REPO)])
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
+    if not check:
+        return done
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
 
+def _write_kernel(folder, term):
+    path = folder / "apart_kernel.py"
+    path.write_text(textwrap.dedent(KERNEL.format(term=term)))
+    # A new modification time: Numba's cache index compares it.
+    stamp = path.stat().st_mtime + 10
+    os.utime(path, (stamp, stamp))
+
+
 def test_a_cached_caller_loads_the_kernel_it_calls(tmp_path):
-    (tmp_path / "apart_module.py").write_text(textwrap.dedent(MODULE))
+    (tmp_path / "apart_module.py").write_text(textwrap.dedent(CALLER))
+    _write_kernel(tmp_path, "a[i] * k")
     no_cache_dir = {"NUMBA_CACHE_DIR": ""}
     expected = str(2 * 10.0 + 0.5 * 10.0)
     # Compiled: the caller only declares the kernel's symbols.
@@ -74,11 +91,21 @@ def test_a_cached_caller_loads_the_kernel_it_calls(tmp_path):
     # The kernel's entries gone, the caller's kept: the kernel is compiled again, in a
     # process that numbers functions differently, and the symbol names the caller
     # knows are defined as forwarders to it (one per signature).
-    kernel_files = list((tmp_path / "__pycache__").glob("apart_module.scaled_sum-*"))
+    kernel_files = list((tmp_path / "__pycache__").glob("apart_kernel.scaled_sum-*"))
     assert kernel_files
     for path in kernel_files:
         path.unlink()
     assert _run(RUN_MODULE, ["7"], tmp_path, no_cache_dir) == [expected, "1", "2", "-"]
+    # The kernel's module changed, the caller's did not: the cached caller runs the new
+    # kernel.
+    _write_kernel(tmp_path, "a[i] * k + 1.0")
+    changed = str(float(expected) + 10)
+    assert _run(RUN_MODULE, ["3"], tmp_path, no_cache_dir) == [changed, "1", "2", "-"]
+    # ... unless its return type changed: then a clear error, not a crash.
+    _write_kernel(tmp_path, "a[i] * k\n    return 1")
+    done = _run(RUN_MODULE, ["0"], tmp_path, no_cache_dir, check=False)
+    assert done.returncode == 1
+    assert "delete the cache" in done.stderr
 
 
 RUN_FIT = """
