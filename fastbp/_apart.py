@@ -33,18 +33,13 @@ _KERNELS = {}  # (module, name) -> dispatcher of each kernel compiled apart
 _FORWARDERS = []  # keeps the forwarders' code alive
 
 
-def _symbol_type(dispatcher, cres):
-    """The LLVM type of the compiled kernel's function (Numba's calling convention)."""
-    context = dispatcher.targetctx
-    return context.call_conv.get_function_type(cres.signature.return_type,
-                                               cres.signature.args)
-
-
 def _define_forwarder(dispatcher, cres, name):
     """Define the symbol ``name`` as a function that calls ``cres``'s kernel."""
     library = dispatcher.targetctx.codegen().create_library(f"fastbp_apart_{name}")
     module = library.create_ir_module(name)
-    fn_type = _symbol_type(dispatcher, cres)
+    # The kernel's function type under Numba's calling convention.
+    fn_type = dispatcher.targetctx.call_conv.get_function_type(cres.signature.return_type,
+                                                               cres.signature.args)
     target = cgutils.get_or_insert_function(module, fn_type, cres.fndesc.mangled_name)
     forwarder = ir.Function(module, fn_type, name)
     builder = ir.IRBuilder(forwarder.append_basic_block())

@@ -415,7 +415,9 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
 # Each pass below exists as a serial loop over its tasks (``*_ser``) and as a team job
 # (``_team_tasks``); both call the same task functions. One function for both (the
 # serial path as member 0 of 1) added a compiled level under the team's job runner:
-# 784-128-10's first fit on 2 threads took 10.6 s instead of 9.2-9.5 s.
+# 784-128-10's first fit on 2 threads took 10.6 s instead of 9.2-9.5 s. That was
+# measured before ``_team_tasks`` was compiled apart (``fastbp._apart``), which removes
+# the cost of such a level; merging them has not been measured again.
 
 @jit_serial
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
@@ -1109,7 +1111,8 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
 def _team_worker(tid, team):
     """Members ``1 .. n - 1``: run tasks of the jobs member 0 posts until it tells the
     team to stop (or the Python side does, when a member failed). Inlined into the entry
-    points: a compiled level of its own re-optimised the task functions' whole tree (1 s)."""
+    points, which saves a compiled level (the task functions themselves are compiled
+    apart)."""
     n, team_i, team_f, bufs = team
     while wait_for_job(team_i, n):
         report_done(team_i, _team_tasks(tid, n, team_i, team_f, bufs))
