@@ -12,6 +12,7 @@ shape ``(layer_sizes[l], layer_sizes[l+1])``, then ``b_l``. ``weights``/``biases
 writable views into it.
 """
 
+import os
 import threading
 
 import numpy as np
@@ -46,6 +47,49 @@ UPDATE_CHUNK = 2048
 # (batch 32), 304 weights 15.2 vs 15.3, 1120 weights 27.4 vs 26.9; with 200-row batches
 # the tiled path already wins at 88 weights, with 4-row batches fused still wins at 1120.
 FUSED_MAX_WEIGHTS = 256
+
+
+def physical_memory():
+    """Bytes of physical memory of this machine, or ``None`` where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(layer_sizes, optimizer, n_params, dtype):
+    """Raise ``MemoryError`` when the arrays an engine holds with ``optimizer`` (the
+    parameters, their gradient and end-of-epoch backup, and the optimizer state with its
+    backup) would not fit in physical memory.
+
+    Checked before any of them is allocated: the operating system hands out memory it
+    has not got, and filling those arrays (the initial weights) would then get the
+    process killed instead of raising a catchable error.
+    """
+    copies = 3 + {"sgd": 0, "momentum": 2, "nesterov": 2, "adam": 4}[optimizer]
+    need = copies * n_params * np.dtype(dtype).itemsize
+    have = physical_memory()
+    if have is not None and need > have:
+        raise MemoryError(
+            f"layer_sizes {layer_sizes} give {n_params:,} parameters: with optimizer "
+            f"{optimizer!r} their {np.dtype(dtype).name} arrays (parameters, gradient, "
+            f"backup, optimizer state) need {need / 2**30:,.1f} GiB, more than this "
+            f"machine's {have / 2**30:,.1f} GiB of memory")
+
+
+def _update_chunks(segments):
+    """The optimizer's chunks: each ``(start, stop, is_weight)`` segment of ``theta`` split
+    into equal runs of about ``UPDATE_CHUNK`` values, as rows ``[start, stop, is_weight]``
+    of an int64 array."""
+    parts = []
+    for start, stop, is_weight in segments:
+        n = stop - start
+        n_chunks = -(-n // UPDATE_CHUNK)
+        bounds = start + np.arange(n_chunks + 1, dtype=np.int64) * n // n_chunks
+        part = np.empty((n_chunks, 3), np.int64)
+        part[:, 0], part[:, 1], part[:, 2] = bounds[:-1], bounds[1:], is_weight
+        parts.append(part)
+    return np.concatenate(parts)
 
 
 class TrainingDiverged(FloatingPointError):
@@ -120,20 +164,17 @@ class Engine:
         n_layers = len(self.layer_sizes) - 1
         self.w_off = np.zeros(n_layers, np.int64)
         self.b_off = np.zeros(n_layers, np.int64)
-        chunks, pos = [], 0
+        segments, pos = [], 0  # (start, stop, is_weight) of each layer's weights and biases
         for l in range(n_layers):
             n_w = self.layer_sizes[l] * self.layer_sizes[l + 1]
             self.w_off[l], self.b_off[l] = pos, pos + n_w
-            for start, stop, is_weight in ((pos, pos + n_w, 1),
-                                           (pos + n_w, pos + n_w + self.layer_sizes[l + 1], 0)):
-                n_chunks = -(-(stop - start) // UPDATE_CHUNK)
-                bounds = [start + i * (stop - start) // n_chunks for i in range(n_chunks + 1)]
-                chunks.extend([bounds[i], bounds[i + 1], is_weight] for i in range(n_chunks))
+            segments += [(pos, pos + n_w, 1), (pos + n_w, pos + n_w + self.layer_sizes[l + 1], 0)]
             pos += n_w + self.layer_sizes[l + 1]
         self.n_params = pos
+        _check_memory(self.layer_sizes, "sgd", self.n_params, self.dtype)
         n_weights = self.n_params - sum(self.layer_sizes[1:])
         self.fused = n_weights <= FUSED_MAX_WEIGHTS
-        self.chunks = np.asarray(chunks, dtype=np.int64).reshape(-1, 3)
+        self.chunks = _update_chunks(segments)
         self.theta = np.zeros(self.n_params, self.dtype)
         self.grad = np.zeros(self.n_params, self.dtype)
         self._workspaces = {}
@@ -193,14 +234,16 @@ class Engine:
     # -- optimizer ------------------------------------------------------------------------
     def set_optimizer(self, name, momentum=0.9, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
         """Choose the optimizer and reset its state (velocities, Adam moments and step)."""
-        self.opt_code = OPTIMIZERS[name]
-        self.momentum, self.beta_1, self.beta_2, self.epsilon = momentum, beta_1, beta_2, epsilon
         n_m = self.n_params if name != "sgd" else 0
         n_v = self.n_params if name == "adam" else 0
-        self.opt_m = np.zeros(n_m, self.dtype)
-        self.opt_v = np.zeros(n_v, self.dtype)
-        self._backups = (np.zeros(self.n_params, self.dtype), np.zeros(n_m, self.dtype),
-                         np.zeros(n_v, self.dtype))
+        _check_memory(self.layer_sizes, name, self.n_params, self.dtype)
+        # Allocated before anything is assigned: a MemoryError leaves the engine as it was.
+        opt_m, opt_v = np.zeros(n_m, self.dtype), np.zeros(n_v, self.dtype)
+        backups = (np.zeros(self.n_params, self.dtype), np.zeros(n_m, self.dtype),
+                   np.zeros(n_v, self.dtype))
+        self.opt_code = OPTIMIZERS[name]
+        self.momentum, self.beta_1, self.beta_2, self.epsilon = momentum, beta_1, beta_2, epsilon
+        self.opt_m, self.opt_v, self._backups = opt_m, opt_v, backups
         self.step = 0
 
     # -- dispatch helpers -----------------------------------------------------------------

@@ -145,6 +145,13 @@ default "identity"
     loss_curve_ : list of float
         Training error of every epoch of every ``fit`` call, in order.
 
+    Raises
+    ------
+    MemoryError
+        When the parameters, their gradient and backup would not fit in the machine's
+        physical memory (raised before any of them is allocated; ``fit`` checks again for
+        the optimizer's state).
+
     Examples
     --------
     >>> import numpy as np, fastbp
@@ -378,6 +385,9 @@ default "identity"
         TrainingDiverged
             If the error or a parameter becomes non-finite; the network keeps the
             parameters of the end of the last completed epoch.
+        MemoryError
+            If the optimizer's state would not fit in physical memory; the network is
+            left as it was.
         """
         X, Y = self._XY(X, Y)
         n = X.shape[0]
@@ -402,13 +412,13 @@ default "identity"
                 raise ValueError("sample_weight must be finite and >= 0")
             if sample_weight.sum() <= 0:
                 raise ValueError("sample_weight must not be all zero")
+        engine = self._engine
+        # First: it may raise MemoryError, which then finds the network unchanged.
+        engine.set_optimizer(optimizer, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
+                             epsilon=epsilon)
         rng_before = self._rng_state
         if random_state is not None:
             self._rng_state = seed_state(random_state)
-
-        engine = self._engine
-        engine.set_optimizer(optimizer, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
-                             epsilon=epsilon)
         start = time.perf_counter()
         first_epoch = len(self.loss_curve_)
 

@@ -3,6 +3,7 @@ was."""
 import numpy as np
 import pytest
 
+import fastbp._engine
 from fastbp import Network
 
 
@@ -180,3 +181,28 @@ def test_inputs_are_converted_once_to_the_network_dtype():
     assert out.dtype == np.float32 and out.shape == (1, 2)
     X = np.asfortranarray(np.random.default_rng(0).random((6, 3)))
     np.testing.assert_allclose(net.predict(X), net.predict(np.ascontiguousarray(X)))
+
+
+def test_layer_sizes_beyond_memory_raise_memory_error_at_once(monkeypatch):
+    # Without the check, building the optimizer's chunk table for 6e12 parameters filled
+    # the memory until the operating system killed the process.
+    monkeypatch.setattr(fastbp._engine, "physical_memory", lambda: 16 * 2**30)
+    with pytest.raises(MemoryError, match=r"layer_sizes \[3, 1000000000000, 2\] give "
+                                          r"6,000,000,000,002 parameters.*16.0 GiB"):
+        Network([3, 10**12, 2])
+
+
+def test_an_optimizer_beyond_memory_leaves_the_network_as_it_was(monkeypatch, rng):
+    X, Y = rng.random((40, 3)), rng.random((40, 2))
+    net, twin = Network([3, 4, 2], random_state=0), Network([3, 4, 2], random_state=0)
+    n_bytes = 8 * net._engine.n_params
+    # Room for plain SGD's three copies of the parameters, not for Adam's seven.
+    monkeypatch.setattr(fastbp._engine, "physical_memory", lambda: 4 * n_bytes)
+    with pytest.raises(MemoryError, match="with optimizer 'adam'"):
+        net.fit(X, Y, optimizer="adam", random_state=5)
+    assert net.loss_curve_ == []
+    # Same parameters, same shuffling stream: training goes on as if nothing happened.
+    for a in (net, twin):
+        a.fit(X, Y, epochs=2, batch_size=8)
+    for w, w_twin in zip(net.weights + net.biases, twin.weights + twin.biases):
+        np.testing.assert_array_equal(w, w_twin)
