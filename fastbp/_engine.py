@@ -179,14 +179,15 @@ class Engine:
         self.grad = np.zeros(self.n_params, self.dtype)
         self._workspaces = {}
         # Compiled calls share the work buffers: one call at a time per engine (calls on
-        # different networks still run concurrently; the kernels release the GIL).
-        self._lock = threading.RLock()
+        # different networks still run concurrently; the kernels release the GIL). Callers
+        # hold it too where several calls make one operation (``Network.fit``).
+        self.lock = threading.RLock()
         self.set_optimizer("sgd")
 
     # -- pickling: parameters and optimizer state travel, work buffers are rebuilt --------
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_workspaces", "_backups", "grad", "_lock"):
+        for name in ("_workspaces", "_backups", "grad", "lock"):
             state.pop(name, None)
         return state
 
@@ -196,7 +197,7 @@ class Engine:
                  for k, v in state.items()}
         self.__dict__.update(state)
         self._workspaces = {}
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self.grad = np.zeros(self.n_params, self.dtype)
         self._backups = (np.zeros(self.n_params, self.dtype), np.zeros_like(self.opt_m),
                          np.zeros_like(self.opt_v))
@@ -290,7 +291,7 @@ class Engine:
             return out
         rows = min(n, MAX_BLOCK_ROWS)
         paths = self._paths(rows)
-        with self._lock:
+        with self.lock:
             ws = self._workspace(rows)
             finite = self._run(kernels.predict_rows, (
                 X, self.theta, self.sizes, self.w_off, self.b_off, ws.act_off, self.hidden_code,
@@ -306,7 +307,7 @@ class Engine:
         weighted = sample_weight is not None
         sw = sample_weight if weighted else self._no_weights()
         paths = self._paths(rows)
-        with self._lock:
+        with self.lock:
             ws = self._workspace(rows)
             loss_sum, weight_sum, finite = self._run(kernels.batch_loss_and_gradient, (
                 X, Y, sw, weighted, np.arange(n, dtype=np.int64), 0, n, with_gradient,
@@ -334,7 +335,7 @@ class Engine:
         grad : ndarray
             New flat array laid out like ``theta``: the gradient of ``data_loss + penalty``.
         """
-        with self._lock:  # self.grad is shared: copy it before another call overwrites it
+        with self.lock:  # self.grad is shared: copy it before another call overwrites it
             loss_sum, weight_sum = self._loss_sum(X, Y, sample_weight, True)
             grad = self.grad.copy()
         penalty = 0.0
@@ -414,7 +415,7 @@ class Engine:
         paths = self._paths(rows)
         theta_b, m_b, v_b = self._backups
         reported = 0
-        self._lock.acquire()  # the work buffers are this engine's: one call at a time
+        self.lock.acquire()  # the work buffers are this engine's: one call at a time
         ws = self._workspace(rows)
         try:
             while progress[kernels.EPOCHS_DONE] < epochs:
@@ -448,7 +449,7 @@ class Engine:
                 progress[kernels.STEP] = progress[kernels.STEP_AT_EPOCH_START]
             raise
         finally:
-            self._lock.release()
+            self.lock.release()
             self.step = int(progress[kernels.STEP])
             self.epochs_done = int(progress[kernels.EPOCHS_DONE])
             self.last_data_sums = data_sums[:self.epochs_done]

@@ -413,37 +413,41 @@ default "identity"
             if sample_weight.sum() <= 0:
                 raise ValueError("sample_weight must not be all zero")
         engine = self._engine
-        # First: it may raise MemoryError, which then finds the network unchanged.
-        engine.set_optimizer(optimizer, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
-                             epsilon=epsilon)
-        rng_before = self._rng_state
-        if random_state is not None:
-            self._rng_state = seed_state(random_state)
-        start = time.perf_counter()
-        first_epoch = len(self.loss_curve_)
+        # One fit at a time per network: another thread's fit would reset the optimizer
+        # and the epoch count under this one.
+        with engine.lock:
+            # First: it may raise MemoryError, which then finds the network unchanged.
+            engine.set_optimizer(optimizer, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
+                                 epsilon=epsilon)
+            rng_before = self._rng_state
+            if random_state is not None:
+                self._rng_state = seed_state(random_state)
+            start = time.perf_counter()
+            first_epoch = len(self.loss_curve_)
 
-        def record(first, data_sums, penalty_sums):
-            losses = ((data_sums + penalty_sums) / n).tolist()
-            self.loss_curve_.extend(losses)
-            if verbose:
-                elapsed = time.perf_counter() - start
-                for k, value in enumerate(losses, start=first + 1):
-                    print(f"epoch {k}/{epochs}  loss {value:.6g}  ({elapsed:.2f} s)",
-                          flush=True)
+            def record(first, data_sums, penalty_sums):
+                losses = ((data_sums + penalty_sums) / n).tolist()
+                self.loss_curve_.extend(losses)
+                if verbose:
+                    elapsed = time.perf_counter() - start
+                    for k, value in enumerate(losses, start=first + 1):
+                        print(f"epoch {k}/{epochs}  loss {value:.6g}  ({elapsed:.2f} s)",
+                              flush=True)
 
-        try:
-            engine.train(X, Y, epochs, n if batch_size is None else batch_size, learning_rate,
-                         bool(shuffle), rng_state=self._rng_state, sample_weight=sample_weight,
-                         l2=l2, on_epochs=record, epoch_per_call=verbose)
-        except NonFiniteInput:
-            self._rng_state = rng_before  # the parameters are rolled back by the engine
-            raise
-        finally:
-            # An interrupt can land between a compiled call and its report: make the curve
-            # match the parameters (the last completed epoch) whatever happened.
-            done = first_epoch + engine.epochs_done
-            del self.loss_curve_[done:]
-            for e in range(len(self.loss_curve_) - first_epoch, engine.epochs_done):
-                self.loss_curve_.append(
-                    (engine.last_data_sums[e] + engine.last_penalty_sums[e]) / n)
+            try:
+                engine.train(X, Y, epochs, n if batch_size is None else batch_size,
+                             learning_rate, bool(shuffle), rng_state=self._rng_state,
+                             sample_weight=sample_weight, l2=l2, on_epochs=record,
+                             epoch_per_call=verbose)
+            except NonFiniteInput:
+                self._rng_state = rng_before  # the parameters are rolled back by the engine
+                raise
+            finally:
+                # An interrupt can land between a compiled call and its report: make the
+                # curve match the parameters (the last completed epoch) whatever happened.
+                done = first_epoch + engine.epochs_done
+                del self.loss_curve_[done:]
+                for e in range(len(self.loss_curve_) - first_epoch, engine.epochs_done):
+                    self.loss_curve_.append(
+                        (engine.last_data_sums[e] + engine.last_penalty_sums[e]) / n)
         return self

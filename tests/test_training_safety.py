@@ -162,3 +162,37 @@ def test_fit_makes_no_copy_of_a_float_contiguous_X():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < X.nbytes / 8, f"fit allocated {peak / 1e6:.1f} MB for a {X.nbytes / 1e6} MB X"
+
+
+def test_fits_from_several_threads_on_one_network_run_one_after_another(rng):
+    X = rng.standard_normal((2000, 20))
+    Y = make_targets("mse", "identity", 2000, 3, rng)
+    kwargs = dict(epochs=4, batch_size=16, optimizer="momentum", learning_rate=0.01)
+    net = Network([20, 30, 3], random_state=0)
+    twin = Network([20, 30, 3], random_state=0)
+    twin.fit(X[:32], Y[:32], **kwargs)  # compile outside the threads
+    twin = Network([20, 30, 3], random_state=0)
+    start = threading.Barrier(3)
+    errors = []
+
+    def fit():
+        start.wait()
+        try:
+            net.fit(X, Y, **kwargs)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=fit) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    # Each fit ran whole, as if called in turn: every epoch is in the curve, and the same
+    # fits in a row give the same bits (they are identical, so their order does not count).
+    for _ in range(3):
+        twin.fit(X, Y, **kwargs)
+    assert len(net.loss_curve_) == 12
+    np.testing.assert_array_equal(net.loss_curve_, twin.loss_curve_)
+    for w, w_twin in zip(net.weights + net.biases, twin.weights + twin.biases):
+        np.testing.assert_array_equal(w, w_twin)
