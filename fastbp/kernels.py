@@ -413,11 +413,11 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
 
 
 # Each pass below exists as a serial loop over its tasks (``*_ser``) and as a team job
-# (``_team_tasks``); both call the same task functions. One function for both (the
-# serial path as member 0 of 1) added a compiled level under the team's job runner:
-# 784-128-10's first fit on 2 threads took 10.6 s instead of 9.2-9.5 s. That was
-# measured before ``_team_tasks`` was compiled apart (``fastbp._apart``), which removes
-# the cost of such a level; merging them has not been measured again.
+# (``_team_tasks``); both call the same task functions. The serial path stays apart from
+# the team's so that it compiles none of the team's machinery (job slots, claims, the
+# job runner): with an empty cache, 784-128-10's first fit took 7.3-8.8 s on the serial
+# path and 9.0-9.7 s on the threaded one (alternating, float32), and every network too
+# small for threads takes the serial path.
 
 @jit_serial
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
