@@ -95,7 +95,15 @@ def _as_matrix(data, name, dtype, n_columns, n_rows=None, check_finite=True):
                          f"{n_columns} (shape (n_samples, {n_columns}))")
     if n_rows is not None and arr.shape[0] != n_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_rows}: they must match")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    try:
+        # The cast's own overflow flag, not another pass: float64 values beyond float32's
+        # range would otherwise become infinities, reported as if the data held them.
+        with np.errstate(over="raise"):
+            arr = np.ascontiguousarray(arr, dtype=dtype)
+    except FloatingPointError:
+        raise ValueError(f"{name} holds values beyond the range of {np.dtype(dtype).name} "
+                         f"(largest {np.finfo(dtype).max:.4g}): scale them, or use "
+                         f"dtype=numpy.float64") from None
     if check_finite and not _all_finite(arr):
         raise ValueError(f"{name} contains NaN or infinity")
     return arr

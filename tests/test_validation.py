@@ -206,3 +206,17 @@ def test_an_optimizer_beyond_memory_leaves_the_network_as_it_was(monkeypatch, rn
         a.fit(X, Y, epochs=2, batch_size=8)
     for w, w_twin in zip(net.weights + net.biases, twin.weights + twin.biases):
         np.testing.assert_array_equal(w, w_twin)
+
+
+def test_values_beyond_float32_are_named_not_taken_for_infinities():
+    net = Network([3, 4, 2], dtype=np.float32, random_state=0)
+    before = [w.copy() for w in net.weights]
+    big = np.array([[1e39, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"X holds values beyond the range of float32"):
+        net.predict(big)
+    with pytest.raises(ValueError, match=r"X holds values beyond the range of float32"):
+        net.fit(big, np.zeros((1, 2)))
+    with pytest.raises(ValueError, match=r"Y holds values beyond the range of float32"):
+        net.fit(np.zeros((1, 3)), [[1e300, 0.0]])
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.weights))
+    assert np.isfinite(net.predict(big / 1e30)).all()  # in range: fine
