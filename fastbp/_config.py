@@ -20,6 +20,7 @@ compiled helper no longer costs an atomic reference-count update and its release
 import os
 
 from numba import njit
+from numba.core.registry import CPUDispatcher
 
 from ._apart import call_apart
 
@@ -35,6 +36,20 @@ JIT_OPTIONS = dict(nogil=True, cache=CACHE, fastmath=FASTMATH, error_model="nump
 # (or as a C callback). Generating and optimising the wrapper's boxing code for every
 # argument cost about 0.8 s of the 6.5 s cold compile of the small-network path.
 INTERNAL_OPTIONS = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
+
+class InternalDispatcher(CPUDispatcher):
+    """A kernel without a Python wrapper: compiled code calls it, Python may not.
+
+    Called from Python, Numba would jump to the wrapper that was never generated (a
+    segmentation fault); this raises a ``TypeError`` instead. Calls from compiled code
+    do not go through ``__call__``.
+    """
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"{self.py_func.__module__}.{self.py_func.__qualname__} runs only "
+                        f"inside fastbp's compiled kernels and cannot be called from Python "
+                        f"(use fastbp.Network or the estimators)")
 
 
 def jit_serial(func=None, inline=False, entry=False, apart=False, **local_types):
@@ -65,6 +80,8 @@ def jit_serial(func=None, inline=False, entry=False, apart=False, **local_types)
         if not entry:
             options.update(INTERNAL_OPTIONS)
         dispatcher = njit(locals=local_types, **options)(f)
+        if not entry:
+            dispatcher.__class__ = InternalDispatcher  # same layout: only __call__ differs
         if apart:
             assert not (inline or entry), "a kernel compiled apart is internal and not inlined"
             return call_apart(dispatcher)

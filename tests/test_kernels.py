@@ -1,12 +1,22 @@
 """Low-level kernels: the tiled matrix product, the vectorisable exp and the shuffling
 generator."""
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from numba import njit
+from numba.core.registry import CPUDispatcher
 
+from fastbp import _apart as apart_module
+from fastbp import _blas as blas_module
+from fastbp import _exp as exp_module
+from fastbp import _rng as rng_module
+from fastbp import _team as team_module
+from fastbp import kernels as kernels_module
 from fastbp._blas import SMALL_PRODUCT, gemm_rm
+from fastbp._config import InternalDispatcher
 from fastbp._exp import poly_exp
 from fastbp._rng import permute_inplace, permute_inplace_py, seed_state
 from fastbp.kernels import tile_cols, tile_rows
@@ -147,3 +157,33 @@ def test_poly_exp_gives_the_same_bits_in_vector_and_scalar_code(dtype, rng):
         part = np.empty(width, dtype)
         _exp_in_loop(x[5:5 + width], part)
         assert np.array_equal(part, in_loop[5:5 + width])
+
+
+def _dispatchers():
+    """Every compiled function of fastbp's modules (those compiled apart included)."""
+    found = {}
+    for module in (kernels_module, blas_module, exp_module, rng_module, team_module):
+        for name, obj in vars(module).items():
+            if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
+                found[f"{module.__name__}.{name}"] = obj
+    for (module, name), obj in apart_module._KERNELS.items():
+        found[f"{module}.{name}"] = obj
+    return found
+
+
+def test_kernels_without_a_python_wrapper_refuse_python_calls_with_a_type_error():
+    dispatchers = _dispatchers()
+    internal = {k: d for k, d in dispatchers.items() if d.targetoptions.get("no_cpython_wrapper")}
+    assert len(internal) > 20 and len(dispatchers) > len(internal)  # both kinds exist
+    for name, d in dispatchers.items():
+        assert isinstance(d, InternalDispatcher) == (name in internal), name
+    for name, d in internal.items():
+        with pytest.raises(TypeError, match="cannot be called from Python"):
+            d(1, 2)
+    # Called with arguments it compiles for, such a kernel used to crash the process.
+    code = ("from fastbp import kernels\n"
+            "try:\n    kernels._cdiv(5, 2)\nexcept TypeError as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "fastbp.kernels._cdiv runs only inside fastbp's compiled kernels" in done.stdout
