@@ -388,10 +388,15 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
     gemm_rm_apart(no_trans, trans, r1 - r0, c1 - c0, n_out, 1.0, delta, d_off + r0 * n_out,
                   n_out, theta, w_o + c0 * n_out, n_out, 0.0, delta_prev,
                   p_off + r0 * n_in + c0, n_in, scalars)
-    if code != IDENTITY:
-        for r in range(r0, r1):
-            row = p_off + r * n_in + c0
-            _scale_by_derivative(code, o_prev, row, delta_prev, row, c1 - c0)
+    if code == IDENTITY:
+        return
+    if c0 == 0 and c1 == n_in:  # whole rows, contiguous: one call for the tile
+        start = p_off + r0 * n_in
+        _scale_by_derivative(code, o_prev, start, delta_prev, start, (r1 - r0) * n_in)
+        return
+    for r in range(r0, r1):
+        row = p_off + r * n_in + c0
+        _scale_by_derivative(code, o_prev, row, delta_prev, row, c1 - c0)
 
 
 # ---------------------------------------------------------------------------
