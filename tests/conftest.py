@@ -1,4 +1,6 @@
 """Shared helpers for fastbp's tests."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,27 @@ COMBINATIONS = [
     ("sigmoid", "sigmoid", "binary_cross_entropy"),
     ("tanh", "exp", "poisson"),
 ]
+
+
+def errors_in_threads(work, n_threads):
+    """Run ``work()`` in ``n_threads`` threads, released together; return the exceptions
+    they raised (an empty list when all went well)."""
+    start = threading.Barrier(n_threads)
+    errors = []
+
+    def run():
+        start.wait()
+        try:
+            work()
+        except Exception as exc:  # pragma: no cover - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def make_targets(loss, output_activation, n, n_out, rng):

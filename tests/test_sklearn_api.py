@@ -5,7 +5,6 @@ import io
 import pickle
 import subprocess
 import sys
-import threading
 import warnings
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -24,6 +23,8 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 import fastbp._sklearn as fb  # noqa: E402
 from fastbp._engine import Engine  # noqa: E402
+
+from .conftest import errors_in_threads  # noqa: E402
 
 X_DIGITS, Y_DIGITS = load_digits(return_X_y=True)
 X_DIGITS = X_DIGITS[:300] / 16.0
@@ -307,21 +308,13 @@ def test_concurrent_predictions_are_correct():
     est = _quiet_fit(fb.MLPClassifier(hidden_layer_sizes=(64,), max_iter=3, random_state=0),
                      X_DIGITS, Y_DIGITS)
     expected = est.predict_proba(X_DIGITS)
-    results, errors = [], []
+    results = []
 
     def worker():
-        try:
-            for _ in range(20):
-                results.append(est.predict_proba(X_DIGITS))
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        for _ in range(20):
+            results.append(est.predict_proba(X_DIGITS))
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert errors_in_threads(worker, 4) == []
     for r in results:
         np.testing.assert_array_equal(r, expected)
 

@@ -13,7 +13,7 @@ import pytest
 
 from fastbp import Network, TrainingDiverged
 
-from .conftest import make_targets
+from .conftest import errors_in_threads, make_targets
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -172,22 +172,7 @@ def test_fits_from_several_threads_on_one_network_run_one_after_another(rng):
     twin = Network([20, 30, 3], random_state=0)
     twin.fit(X[:32], Y[:32], **kwargs)  # compile outside the threads
     twin = Network([20, 30, 3], random_state=0)
-    start = threading.Barrier(3)
-    errors = []
-
-    def fit():
-        start.wait()
-        try:
-            net.fit(X, Y, **kwargs)
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=fit) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert errors_in_threads(lambda: net.fit(X, Y, **kwargs), 3) == []
     # Each fit ran whole, as if called in turn: every epoch is in the curve, and the same
     # fits in a row give the same bits (they are identical, so their order does not count).
     for _ in range(3):
