@@ -529,69 +529,69 @@ def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf, finite):
 # ---------------------------------------------------------------------------
 
 @jit_serial(apart=True)
-def _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks,
-                  grad, theta, opt_m, opt_v, weight_sq):
-    """Update ``theta[start:stop]`` of chunk ``ch`` (one branch per chunk, then a tight loop);
-    with an L2 penalty, also store the chunk's sum of squared new weights."""
-    start, stop, is_weight = chunks[ch, 0], chunks[ch, 1], chunks[ch, 2]
-    n = stop - start
-    w, g = theta[start:stop], grad[start:stop]
+def _update_chunks(ch0, ch1, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks,
+                   grad, theta, opt_m, opt_v, weight_sq):
+    """Update ``theta[start:stop]`` of chunks ``ch0 .. ch1 - 1`` in turn (a branch per chunk,
+    then a tight loop; one out-of-line call for all the chunks a thread updates); with an
+    L2 penalty, also store each chunk's sum of squared new weights."""
     # Arithmetic in theta's precision (as NumPy does for float32 arrays and Python floats);
     # float64 scalars would turn every float32 loop into conversions and half-width vectors.
-    l2s = cast_like(l2_scale if is_weight else 0.0, theta)
-    lr = cast_like(lr, theta)
-    mu = cast_like(mu, theta)
-    if opt_code == SGD:
-        for i in range(n):
-            w[i] -= lr * (g[i] + l2s * w[i])
-    elif opt_code == MOMENTUM:
-        vel = opt_m[start:stop]
-        for i in range(n):
-            v = mu * vel[i] - lr * (g[i] + l2s * w[i])
-            vel[i] = v
-            w[i] += v
-    elif opt_code == NESTEROV:
-        vel = opt_m[start:stop]
-        for i in range(n):
-            gi = g[i] + l2s * w[i]
-            v = mu * vel[i] - lr * gi
-            vel[i] = v
-            w[i] += mu * v - lr * gi
-    else:  # ADAM
-        b1, c1 = cast_like(beta1, theta), cast_like(1.0 - beta1, theta)
-        b2, c2 = cast_like(beta2, theta), cast_like(1.0 - beta2, theta)
-        step_size, eps_t = cast_like(adam_lr, theta), cast_like(eps, theta)
-        mom1, mom2 = opt_m[start:stop], opt_v[start:stop]
-        for i in range(n):
-            gi = g[i] + l2s * w[i]
-            m1 = b1 * mom1[i] + c1 * gi
-            m2 = b2 * mom2[i] + c2 * gi * gi
-            mom1[i] = m1
-            mom2[i] = m2
-            w[i] -= step_size * m1 / (np.sqrt(m2) + eps_t)
-    weight_sq[ch] = 0.0
-    if l2s > 0:
-        # Four running sums break the add-latency chain; their order is fixed.
-        s0 = s1 = s2 = s3 = 0.0
-        i = 0
-        while i + 4 <= n:
-            s0 += w[i] * w[i]
-            s1 += w[i + 1] * w[i + 1]
-            s2 += w[i + 2] * w[i + 2]
-            s3 += w[i + 3] * w[i + 3]
-            i += 4
-        while i < n:
-            s0 += w[i] * w[i]
-            i += 1
-        weight_sq[ch] = (s0 + s1) + (s2 + s3)
+    lr_t, mu_t = cast_like(lr, theta), cast_like(mu, theta)
+    b1, c1 = cast_like(beta1, theta), cast_like(1.0 - beta1, theta)
+    b2, c2 = cast_like(beta2, theta), cast_like(1.0 - beta2, theta)
+    step_size, eps_t = cast_like(adam_lr, theta), cast_like(eps, theta)
+    for ch in range(ch0, ch1):
+        start, stop, is_weight = chunks[ch, 0], chunks[ch, 1], chunks[ch, 2]
+        n = stop - start
+        w, g = theta[start:stop], grad[start:stop]
+        l2s = cast_like(l2_scale if is_weight else 0.0, theta)
+        if opt_code == SGD:
+            for i in range(n):
+                w[i] -= lr_t * (g[i] + l2s * w[i])
+        elif opt_code == MOMENTUM:
+            vel = opt_m[start:stop]
+            for i in range(n):
+                v = mu_t * vel[i] - lr_t * (g[i] + l2s * w[i])
+                vel[i] = v
+                w[i] += v
+        elif opt_code == NESTEROV:
+            vel = opt_m[start:stop]
+            for i in range(n):
+                gi = g[i] + l2s * w[i]
+                v = mu_t * vel[i] - lr_t * gi
+                vel[i] = v
+                w[i] += mu_t * v - lr_t * gi
+        else:  # ADAM
+            mom1, mom2 = opt_m[start:stop], opt_v[start:stop]
+            for i in range(n):
+                gi = g[i] + l2s * w[i]
+                m1 = b1 * mom1[i] + c1 * gi
+                m2 = b2 * mom2[i] + c2 * gi * gi
+                mom1[i] = m1
+                mom2[i] = m2
+                w[i] -= step_size * m1 / (np.sqrt(m2) + eps_t)
+        weight_sq[ch] = 0.0
+        if l2s > 0:
+            # Four running sums break the add-latency chain; their order is fixed.
+            s0 = s1 = s2 = s3 = 0.0
+            i = 0
+            while i + 4 <= n:
+                s0 += w[i] * w[i]
+                s1 += w[i + 1] * w[i + 1]
+                s2 += w[i + 2] * w[i + 2]
+                s3 += w[i + 3] * w[i + 3]
+                i += 4
+            while i < n:
+                s0 += w[i] * w[i]
+                i += 1
+            weight_sq[ch] = (s0 + s1) + (s2 + s3)
 
 
 @jit_serial(inline=True)
 def _update_ser(opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale, chunks, grad,
                 theta, opt_m, opt_v, weight_sq):
-    for ch in range(chunks.shape[0]):
-        _update_chunk(ch, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_scale,
-                      chunks, grad, theta, opt_m, opt_v, weight_sq)
+    _update_chunks(np.int64(0), chunks.shape[0], opt_code, lr, mu, beta1, beta2, eps,
+                   adam_lr, l2_scale, chunks, grad, theta, opt_m, opt_v, weight_sq)
 
 
 @jit_serial(inline=True)
@@ -1102,11 +1102,10 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
                                   sc)
         elif kind == JOB_UPDATE:
             c0, c1 = _unit_span(task, n_tasks, chunks.shape[0])
-            for ch in range(c0, c1):
-                _update_chunk(ch, team_i[J_OPT_CODE], team_f[F_LR], team_f[F_MU],
-                              team_f[F_BETA1], team_f[F_BETA2], team_f[F_EPS],
-                              team_f[F_ADAM_LR], team_f[F_L2_SCALE], chunks, grad, theta,
-                              opt_m, opt_v, weight_sq)
+            _update_chunks(c0, c1, team_i[J_OPT_CODE], team_f[F_LR], team_f[F_MU],
+                           team_f[F_BETA1], team_f[F_BETA2], team_f[F_EPS],
+                           team_f[F_ADAM_LR], team_f[F_L2_SCALE], chunks, grad, theta,
+                           opt_m, opt_v, weight_sq)
         n_done += 1
         task = claim_task(team_i, tid, n)
     return n_done
