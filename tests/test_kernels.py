@@ -1,5 +1,5 @@
-"""Low-level kernels: the tiled matrix product, the vectorisable exp and the shuffling
-generator."""
+"""Low-level kernels: the tiled matrix product, the vectorisable exp, the shuffling
+generator, and the guard that keeps Python from calling the internal kernels."""
 import itertools
 import subprocess
 import sys
