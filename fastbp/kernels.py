@@ -1065,12 +1065,19 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
     (X, Y, sw, order, x_flat, o_flat, theta, grad, sizes, w_off, b_off, act_off, chunks,
      acts, logits, ybuf, swbuf, deltas, row_loss, flags, scalars, opt_m, opt_v,
      weight_sq) = bufs
+    task = claim_task(team_i, tid, n)
+    if task < 0:
+        return 0
+    # The job's slots are read only now: a claimed task keeps its job open and the slots
+    # unchanged until it is reported done. Read before the claim, they could belong to a
+    # job that the others finished meanwhile, and the task claimed to the next one (a
+    # member the system paused between ``wait_for_job`` and its claim): wrong results,
+    # and tiles outside the buffers.
     kind, m, l, n_tasks = team_i[J_KIND], team_i[J_M], team_i[J_L], team_i[N_TASKS]
     weighted = team_i[J_WEIGHTED] != 0
     sc = scalars[2 * tid:2 * tid + 2]
     n_layers = sizes.shape[0] - 1
     n_done = 0
-    task = claim_task(team_i, tid, n)
     while task >= 0:
         if kind == JOB_GATHER:
             r0, r1 = _unit_span(task, n_tasks, m)
