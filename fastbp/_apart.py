@@ -14,57 +14,60 @@ a declaration only; the JIT linker resolves it to the kernel's own machine code.
 Numba's on-disk cache: a cached caller holds a reference to that symbol, so its cache
 entry carries a ``reload_init`` hook (Numba runs those before loading the entry's
 machine code) that compiles or loads the kernel first. The symbol's name contains a
-number that Numba draws per process; if the kernel had to be compiled again while the
-caller's entry stayed valid (its cache entry was removed, or its module changed and the
-caller's did not), the hook defines the old name as a forwarder to the new one. A
-kernel whose return type changed that way cannot be called by the stale caller: the
-hook raises and names the cache to clear.
+number that Numba draws per process, so a caller and a kernel from different compile
+runs disagree on it when the kernel's entry was replaced while the caller's stayed valid
+(an entry deleted, or a cache that holds entries of two versions of the source, as
+switching back and forth between versions leaves). Defining the old name as a forwarder
+to the new code crashed in such a cache (a call to address 0), so the hook raises
+instead, and every dispatcher of fastbp's kind (``register``) treats that cache entry as
+missing: the caller is compiled afresh against the kernel's current code. A kernel whose
+return type changed is handled the same way.
 """
 import functools
 import importlib
 import inspect
 
-from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 _KERNELS = {}  # (module, name) -> dispatcher of each kernel compiled apart
-_FORWARDERS = []  # keeps the forwarders' code alive
 
 
-def _define_forwarder(dispatcher, cres, name):
-    """Define the symbol ``name`` as a function that calls ``cres``'s kernel."""
-    library = dispatcher.targetctx.codegen().create_library(f"fastbp_apart_{name}")
-    module = library.create_ir_module(name)
-    # The kernel's function type under Numba's calling convention.
-    fn_type = dispatcher.targetctx.call_conv.get_function_type(cres.signature.return_type,
-                                                               cres.signature.args)
-    target = cgutils.get_or_insert_function(module, fn_type, cres.fndesc.mangled_name)
-    forwarder = ir.Function(module, fn_type, name)
-    builder = ir.IRBuilder(forwarder.append_basic_block())
-    builder.ret(builder.call(target, forwarder.args))
-    library.add_ir_module(module)
-    library.finalize()
-    _FORWARDERS.append(library)
+class StaleCacheError(RuntimeError):
+    """A cached caller was compiled against another build of a kernel it calls."""
+
+
+def register(dispatcher):
+    """Make ``dispatcher``'s on-disk cache treat an entry as missing (compile afresh)
+    when ``load_apart`` finds it stale; returns ``dispatcher``."""
+    cache = getattr(dispatcher, "_cache", None)
+    load = getattr(cache, "load_overload", None)
+    if load is not None:
+        def load_overload(sig, target_context):
+            try:
+                return load(sig, target_context)
+            except StaleCacheError:
+                return None
+
+        cache.load_overload = load_overload
+    return dispatcher
 
 
 def load_apart(module_name, name, arg_types, return_type, symbol):
     """Compile (or load from the cache) kernel ``name`` of ``module_name`` for
-    ``arg_types`` and make sure that ``symbol`` calls it: run before a cached caller of
-    the kernel is loaded."""
+    ``arg_types``: run before a cached caller of the kernel is loaded. Raises
+    ``StaleCacheError`` (the caller is then compiled afresh, see ``register``) if the
+    kernel's code is not the one the caller was compiled against."""
     importlib.import_module(module_name)
     dispatcher = _KERNELS[module_name, name]
     dispatcher.compile(arg_types)
     cres = dispatcher.overloads[arg_types]
-    if cres.signature.return_type != return_type:
-        raise RuntimeError(
-            f"Numba's cache holds a caller of {module_name}.{name} compiled for an older "
-            f"version of it (it returned {return_type}, now {cres.signature.return_type}); "
-            "delete the cache (the __pycache__ folder next to fastbp's modules, or "
-            "NUMBA_CACHE_DIR) and run again.")
-    if cres.fndesc.mangled_name != symbol and symbol not in _defined_symbols(dispatcher):
-        _define_forwarder(dispatcher, cres, symbol)
+    # The return type is not part of the symbol's name: check it on its own.
+    same_code = cres.fndesc.mangled_name == symbol or symbol in _defined_symbols(dispatcher)
+    if not (same_code and cres.signature.return_type == return_type):
+        raise StaleCacheError(f"a cached caller of {module_name}.{name} was compiled "
+                              f"against another build of it")
 
 
 def _defined_symbols(dispatcher):

@@ -22,7 +22,7 @@ import os
 from numba import njit
 from numba.core.registry import CPUDispatcher
 
-from ._apart import call_apart
+from ._apart import call_apart, register
 
 FASTMATH = {"contract", "nsz", "arcp"} if os.environ.get("FASTBP_FASTMATH", "0") == "1" else False
 
@@ -79,7 +79,7 @@ def jit_serial(func=None, inline=False, entry=False, apart=False, **local_types)
             options["inline"] = "always"
         if not entry:
             options.update(INTERNAL_OPTIONS)
-        dispatcher = njit(locals=local_types, **options)(f)
+        dispatcher = register(njit(locals=local_types, **options)(f))
         if not entry:
             dispatcher.__class__ = InternalDispatcher  # same layout: only __call__ differs
         if apart:
