@@ -26,15 +26,18 @@ from ._threads import blas_on_one_thread, resolve_n_threads, run_on_team
 # Rows per block: products over more rows than this are accumulated block by block,
 # which bounds the work buffers whatever the batch (full batch included).
 MAX_BLOCK_ROWS = 1024
-# FLOPs per block (forward products) below which threads gain too little to be worth it.
+# FLOPs per block (forward products) below which a second thread is not worth it.
 # Measured on 2 cores with the thread team (float32, relu/softmax, us per step, 1 thread
 # against 2): 64-64-10 with 32-row batches (0.3 MFLOP) 11.5-14.0 against 12.1-12.8;
 # 50-200-10/64 (1.5 MFLOP) 50 against 48; 20-300-4/128 (1.8 MFLOP) 71 against 64;
 # 30-100-10/256 (2.0 MFLOP) 92 against 64; 64-100-10/200 (3.0 MFLOP, scikit-learn's digits
 # defaults) 110 against 89; 64-256-10/128 (4.8 MFLOP) 161 against 129; 100-300-4/128
-# (8 MFLOP) 241 against 153. W3 (784-128-10, 128-row batches, 26 MFLOP) gains 1.7x. Below
-# 2 MFLOP the gain (at most 10%) is not worth a thread that another process may need.
-PARALLEL_MIN_FLOPS = 2_000_000
+# (8 MFLOP) 241 against 153. W3 (784-128-10, 128-row batches, 26 MFLOP) gains 1.7x. But
+# the threaded path is compiled on its own: the digits defaults' first fit, empty cache,
+# took 9.1-10.5 s on it against 7.6-8.0 s serially, to save 0.02 s of a 60-epoch 0.1 s
+# fit. So small networks stay serial; and with another process busy on a core, 2 threads
+# took 6-8% longer than one at 2-3 MFLOP.
+PARALLEL_MIN_FLOPS = 4_000_000
 # Work per compiled call (in FLOPs): keeps Ctrl-C and progress reporting responsive
 # (well under a second per call even at a few GFLOP/s) while amortising the call.
 FLOPS_PER_CALL = 4e9
