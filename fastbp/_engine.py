@@ -64,17 +64,16 @@ def physical_memory():
         return None
 
 
-def _check_memory(layer_sizes, optimizer, n_params, dtype):
-    """Raise ``MemoryError`` when the arrays an engine holds with ``optimizer`` (the
-    parameters, their gradient and end-of-epoch backup, and the optimizer state with its
-    backup) would not fit in physical memory.
+def _check_memory(layer_sizes, optimizer, n_params, n_values, dtype):
+    """Raise ``MemoryError`` when ``n_values`` values of ``dtype`` (all the arrays an
+    engine holds with ``optimizer``: the parameters, their gradient and end-of-epoch
+    backup, and the optimizer state with its backup) would not fit in physical memory.
 
     Checked before any of them is allocated: the operating system hands out memory it
     has not got, and filling those arrays (the initial weights) would then get the
     process killed instead of raising a catchable error.
     """
-    copies = 3 + {"sgd": 0, "momentum": 2, "nesterov": 2, "adam": 4}[optimizer]
-    need = copies * n_params * np.dtype(dtype).itemsize
+    need = n_values * np.dtype(dtype).itemsize
     have = physical_memory()
     if have is not None and need > have:
         raise MemoryError(
@@ -178,7 +177,7 @@ class Engine:
             segments += [(pos, pos + n_w, 1), (pos + n_w, pos + n_w + self.layer_sizes[l + 1], 0)]
             pos += n_w + self.layer_sizes[l + 1]
         self.n_params = pos
-        _check_memory(self.layer_sizes, "sgd", self.n_params, self.dtype)
+        self.set_optimizer("sgd")  # first: it checks the memory for all these arrays
         n_weights = self.n_params - sum(self.layer_sizes[1:])
         self.fused = n_weights <= FUSED_MAX_WEIGHTS
         self.chunks = _update_chunks(segments)
@@ -189,7 +188,6 @@ class Engine:
         # different networks still run concurrently; the kernels release the GIL). Callers
         # hold it too where several calls make one operation (``Network.fit``).
         self.lock = threading.RLock()
-        self.set_optimizer("sgd")
 
     # -- pickling: parameters and optimizer state travel, work buffers are rebuilt --------
     def __getstate__(self):
@@ -244,7 +242,9 @@ class Engine:
         """Choose the optimizer and reset its state (velocities, Adam moments and step)."""
         n_m = self.n_params if name != "sgd" else 0
         n_v = self.n_params if name == "adam" else 0
-        _check_memory(self.layer_sizes, name, self.n_params, self.dtype)
+        # Parameters, gradient and backup, then the optimizer state and its backup.
+        _check_memory(self.layer_sizes, name, self.n_params,
+                      3 * self.n_params + 2 * (n_m + n_v), self.dtype)
         # Allocated before anything is assigned: a MemoryError leaves the engine as it was.
         opt_m, opt_v = np.zeros(n_m, self.dtype), np.zeros(n_v, self.dtype)
         backups = (np.zeros(self.n_params, self.dtype), np.zeros(n_m, self.dtype),

@@ -1077,6 +1077,10 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
     weighted = team_i[J_WEIGHTED] != 0
     sc = scalars[2 * tid:2 * tid + 2]
     n_layers = sizes.shape[0] - 1
+    is_output = l == n_layers - 1
+    n_dt = n_wa = n_wb = 0  # the backward job's tile counts, fixed for the job
+    if kind == JOB_BACKWARD:
+        n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
     n_done = 0
     while task >= 0:
         if kind == JOB_GATHER:
@@ -1090,7 +1094,6 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
                 flags[r] = _span_finite(x_flat, team_i[J_SRC_OFF] + r * team_i[J_SRC_LD],
                                         sizes[0])
         elif kind == JOB_FORWARD:
-            is_output = l == n_layers - 1
             _forward_layer_tasks(task, m, sizes[l], sizes[l + 1], is_output, team_i[J_HIDDEN],
                                  theta, w_off[l], b_off[l],
                                  x_flat if team_i[J_FROM_X] != 0 else acts,
@@ -1102,7 +1105,6 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
                                  o_flat if team_i[J_TO_OUT] != 0 else acts, team_i[J_O_OFF],
                                  deltas, act_off[n_layers], row_loss)
         elif kind == JOB_BACKWARD:
-            n_dt, n_wa, n_wb = _backward_region_counts(l, m, sizes)
             _backward_region_task(task, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off,
                                   team_i[J_HIDDEN], team_f[F_ALPHA], team_f[F_BETA], theta,
                                   acts, deltas, theta if team_i[J_INTO_THETA] != 0 else grad,
