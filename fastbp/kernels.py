@@ -43,6 +43,7 @@ from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, C
                      CROSS_ENTROPY_CLIPPED, DIVERGED, EXP, FINISHED, NON_FINITE_INPUT,
                      IDENTITY, MOMENTUM, MSE, NESTEROV, RELU, RUNNING, SGD,
                      SIGMOID, SOFTMAX, TANH)
+from ._colsum import scaled_column_sums
 from ._config import jit_serial
 from ._exp import poly_exp
 from ._rng import permute_inplace
@@ -330,36 +331,32 @@ def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
         _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o)
 
 
+# Columns per vector accumulator in the bias gradient. Measured against the scalar
+# accumulators it replaces (one core, float32, us per call): 32 x 64 block 0.59 -> 0.16,
+# 128 x 128 4.6 -> 1.2, 256 x 1024 80 -> 22; with 16 or 32 columns the last was 102 and
+# 52 us (each row's short span of a 4 KiB-strided block is then a poor read), 128 as 64.
+COLUMN_GROUP = 64
+
+
 @jit_serial(apart=True)
 def _bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o):
     """``db[c] = alpha * sum_r delta[r, c] + beta * db[c]`` for ``c0 <= c < c1``.
 
-    Each column is summed over the rows in order (the same bits on every thread count);
-    eight columns at a time, so that the walk down the row-major ``delta`` reads whole
-    cache lines instead of one value per row (the last, narrower group column by column).
-    Written: ``grad``.
+    Each column is summed in float64 over the rows in order (the same bits on every thread
+    count), ``COLUMN_GROUP`` columns at a time in one vector accumulator, then eight, so
+    that the walk down the row-major ``delta`` reads whole cache lines; the last columns
+    one by one, in the same order. Written: ``grad``.
     """
     keep = beta != 0
     c = c0
+    while c + COLUMN_GROUP <= c1:
+        scaled_column_sums(delta, d_off + c, n_out, m, alpha, beta, keep, grad, b_o + c,
+                           COLUMN_GROUP)
+        c += COLUMN_GROUP
     while c + 8 <= c1:
-        # Through a view indexed by constants: no per-element negative-index fix-ups.
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        for r in range(m):
-            base = d_off + r * n_out + c
-            row = delta[base:base + 8]
-            s0 += row[0]
-            s1 += row[1]
-            s2 += row[2]
-            s3 += row[3]
-            s4 += row[4]
-            s5 += row[5]
-            s6 += row[6]
-            s7 += row[7]
-        db = grad[b_o + c:b_o + c + 8]
-        for j, s in enumerate((s0, s1, s2, s3, s4, s5, s6, s7)):
-            db[j] = alpha * s + (beta * db[j] if keep else 0.0)
+        scaled_column_sums(delta, d_off + c, n_out, m, alpha, beta, keep, grad, b_o + c, 8)
         c += 8
-    for j in range(c, c1):  # the last, narrower group: a column at a time, same order
+    for j in range(c, c1):
         s = 0.0
         for r in range(m):
             s += delta[d_off + r * n_out + j]

@@ -159,6 +159,39 @@ def test_poly_exp_gives_the_same_bits_in_vector_and_scalar_code(dtype, rng):
         assert np.array_equal(part, in_loop[5:5 + width])
 
 
+@njit(cache=False)
+def _bias_grad(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o):
+    kernels_module._bias_grad_columns(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("beta", [0.0, 1.0, 0.75])
+def test_bias_gradient_is_the_row_ordered_float64_column_sum_bit_for_bit(dtype, beta, rng):
+    # Vector groups of COLUMN_GROUP and of 8 columns, then single columns: every column
+    # must get the bits of the plain loop, whatever group it falls in.
+    group = kernels_module.COLUMN_GROUP
+    for m, n_out, c0, c1 in ((1, 5, 0, 5), (7, 77, 0, 77), (32, 10, 0, 10),
+                             (5, 2 * group + 13, 3, 2 * group + 12), (9, group, 0, group)):
+        d_off, b_o = 11, 5
+        delta = rng.standard_normal(d_off + m * n_out + 4).astype(dtype)
+        # Column 4 sums to 0.0, so alpha * sum is -0.0, which the scalar expression's
+        # "+ 0.0" (beta == 0) turns into 0.0.
+        delta[d_off + 4:d_off + m * n_out:n_out] = 0.0
+        grad = rng.standard_normal(b_o + n_out + 4).astype(dtype)
+        before = grad.copy()
+        alpha = -0.1
+        _bias_grad(m, n_out, c0, c1, alpha, beta, delta, d_off, grad, b_o)
+        expected = before.copy()
+        block = delta[d_off:d_off + m * n_out].reshape(m, n_out)
+        for c in range(c0, c1):
+            s = 0.0
+            for r in range(m):
+                s += float(block[r, c])
+            old = float(before[b_o + c])
+            expected[b_o + c] = alpha * s + (beta * old if beta != 0 else 0.0)
+        assert np.array_equal(grad.view(np.uint8), expected.view(np.uint8)), (m, n_out)
+
+
 def _dispatchers():
     """Every compiled function of fastbp's modules (those compiled apart included)."""
     found = {}
