@@ -334,7 +334,8 @@ def _weight_grad_tile(t, m, n_in, n_out, alpha, beta, src, src_off, src_ld,
 # Columns per vector accumulator in the bias gradient. Measured against the scalar
 # accumulators it replaces (one core, float32, us per call): 32 x 64 block 0.59 -> 0.16,
 # 128 x 128 4.6 -> 1.2, 256 x 1024 80 -> 22; with 16 or 32 columns the last was 102 and
-# 52 us (each row's short span of a 4 KiB-strided block is then a poor read), 128 as 64.
+# 52 us (each row's short span of a 4 KiB-strided block is then a poor read), with 128
+# columns as with 64.
 COLUMN_GROUP = 64
 
 
