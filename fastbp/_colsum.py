@@ -14,6 +14,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._team import element_pointer
+
 
 def _vector_of(builder, value, width):
     vec = ir.Constant(ir.VectorType(value.type, width), ir.Undefined)
@@ -31,8 +33,9 @@ def scaled_column_sums(typingctx, src, s_start, ld, n_rows, alpha, beta, keep, d
 
     ``src`` and ``dst`` are 1-D float32 or float64 arrays, ``alpha`` and ``beta`` float64
     (as in the scalar expression the result is computed in float64 and rounded once to
-    ``dst``'s dtype), ``keep`` a boolean and ``width`` a literal integer. No bounds checks:
-    the caller guarantees every index is inside its array. Nopython only.
+    ``dst``'s dtype), ``keep`` a boolean and ``width`` a literal integer. ``dst``'s old values
+    are read either way (a select, not a branch). No bounds checks: the caller guarantees
+    every index is inside its array. Nopython only.
     """
     floats = (types.float32, types.float64)
     if not (isinstance(src, types.Array) and src.ndim == 1 and src.dtype in floats
@@ -50,32 +53,27 @@ def scaled_column_sums(typingctx, src, s_start, ld, n_rows, alpha, beta, keep, d
         wide = ir.VectorType(double, n)
 
         def vector_pointer(array_type, array, start):
-            data = context.make_array(array_type)(context, builder, array).data
             element = context.get_value_type(array_type.dtype)
-            return builder.bitcast(builder.gep(data, [start]), ir.VectorType(element, n)
-                                   .as_pointer())
+            return builder.bitcast(element_pointer(context, builder, array_type, array, start),
+                                   ir.VectorType(element, n).as_pointer())
 
         def load_wide(array_type, pointer):
             value = builder.load(pointer, align=array_type.dtype.bitwidth // 8)
             return builder.fpext(value, wide) if array_type.dtype == types.float32 else value
 
-        acc = cgutils.alloca_once_value(builder, ir.Constant(wide, None))  # zeros
+        zeros = ir.Constant(wide, None)
+        acc = cgutils.alloca_once_value(builder, zeros)
         with cgutils.for_range(builder, n_rows_v) as loop:
             row = builder.add(s_start_v, builder.mul(loop.index, ld_v))
             values = load_wide(signature.args[0], vector_pointer(signature.args[0], src_v, row))
             builder.store(builder.fadd(builder.load(acc), values), acc)
         dst_type = signature.args[7]
         out = vector_pointer(dst_type, dst_v, d_start_v)
-        result = cgutils.alloca_once_value(
-            builder, builder.fmul(_vector_of(builder, alpha_v, n), builder.load(acc)))
-        with builder.if_else(keep_v) as (then, otherwise):
-            with then:
-                kept = builder.fmul(_vector_of(builder, beta_v, n), load_wide(dst_type, out))
-                builder.store(builder.fadd(builder.load(result), kept), result)
-            with otherwise:  # + 0.0, as in the scalar expression (it turns -0.0 into 0.0)
-                builder.store(builder.fadd(builder.load(result), ir.Constant(wide, None)),
-                              result)
-        value = builder.load(result)
+        scaled = builder.fmul(_vector_of(builder, alpha_v, n), builder.load(acc))
+        kept = builder.fadd(scaled, builder.fmul(_vector_of(builder, beta_v, n),
+                                                 load_wide(dst_type, out)))
+        cleared = builder.fadd(scaled, zeros)  # "+ 0.0" as in the scalar form: -0.0 -> 0.0
+        value = builder.select(keep_v, kept, cleared)
         if dst_type.dtype == types.float32:
             value = builder.fptrunc(value, ir.VectorType(ir.FloatType(), n))
         builder.store(value, out, align=dst_type.dtype.bitwidth // 8)

@@ -65,7 +65,8 @@ def team_ints(n_team):
     return _CLAIM_BASE + 8 * n_team
 
 
-def _element_pointer(context, builder, array_type, array, index):
+def element_pointer(context, builder, array_type, array, index):
+    """LLVM pointer to ``array[index]`` of a 1-D array (for intrinsics' code generation)."""
     ary = context.make_array(array_type)(context, builder, array)
     return builder.gep(ary.data, [index])
 
@@ -77,7 +78,7 @@ def _read_modify_write(operation, doc):
         sig = types.int64(array, types.intp, types.int64)
 
         def codegen(context, builder, signature, args):
-            ptr = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+            ptr = element_pointer(context, builder, signature.args[0], args[0], args[1])
             return builder.atomic_rmw(operation, ptr, args[2], "seq_cst")
 
         return sig, codegen
@@ -102,7 +103,7 @@ def atomic_compare_exchange(typingctx, array, index, expected, value):
     sig = types.boolean(array, types.intp, types.int64, types.int64)
 
     def codegen(context, builder, signature, args):
-        ptr = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        ptr = element_pointer(context, builder, signature.args[0], args[0], args[1])
         pair = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
         return builder.extract_value(pair, 1)
 
@@ -115,7 +116,7 @@ def atomic_load(typingctx, array, index):
     sig = types.int64(array, types.intp)
 
     def codegen(context, builder, signature, args):
-        ptr = _element_pointer(context, builder, signature.args[0], args[0], args[1])
+        ptr = element_pointer(context, builder, signature.args[0], args[0], args[1])
         return builder.load_atomic(ptr, "acquire", 8)
 
     return sig, codegen
