@@ -6,12 +6,14 @@ import sys
 
 import numpy as np
 import pytest
-from numba import njit
+from numba import njit, types
 from numba.core.registry import CPUDispatcher
+from numba.extending import intrinsic
 
 from fastbp import _apart as apart_module
 from fastbp import _blas as blas_module
 from fastbp import _exp as exp_module
+from fastbp import _gemm as gemm_module
 from fastbp import _rng as rng_module
 from fastbp import _team as team_module
 from fastbp import kernels as kernels_module
@@ -53,6 +55,111 @@ def test_gemm_rm_beta_zero_ignores_garbage_in_output():
     c = np.full(4 * 5, np.nan)
     gemm_rm(False, False, 4, 5, 3, 1.0, a, 0, 3, b, 0, 5, 0.0, c, 0, 5, np.zeros(2))
     np.testing.assert_array_equal(c, 3.0)
+
+
+@intrinsic
+def _fused_multiply_add(typingctx, x, y, z):
+    """``x * y + z`` rounded once (LLVM's ``llvm.fma``), for the reference below."""
+    if not (x == y == z and x in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return x(x, y, z), codegen
+
+
+@njit(cache=False)
+def _fma_chain_product(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
+                       ldc, depth, zero, one):
+    # The register tiles' documented arithmetic, one element at a time: per block of
+    # ``depth`` terms an in-order chain of fused multiply-adds from zero, then
+    # ``alpha * s + beta * c`` (``alpha * s`` when beta == 0), later blocks with beta = 1.
+    for i in range(m):
+        for j in range(n):
+            out = c_off + i * ldc + j
+            for p0 in range(0, k, depth):
+                s = zero
+                for p in range(p0, min(k, p0 + depth)):
+                    a_ip = a[a_off + p * lda + i] if trans_a else a[a_off + i * lda + p]
+                    s = _fused_multiply_add(a_ip, b[b_off + p * ldb + j], s)
+                beta_p = beta if p0 == 0 else one
+                c[out] = alpha * s + beta_p * c[out] if beta_p != 0 else alpha * s
+
+
+@njit(cache=False)
+def _register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                         c_off, ldc):
+    gemm_module.register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
+                                    beta, c, c_off, ldc)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_register_tiles_are_the_documented_fma_chains_bit_for_bit(dtype, trans_a, rng):
+    # Shapes with every kind of edge: a last tile of 1-5 rows, a last strip of 1, 2 or 3
+    # vectors or of less than one, and inner dimensions of one, two and three blocks. The
+    # register tiles run on any CPU (slowly without 512-bit vectors), so this test does too.
+    depth = gemm_module.DEPTH
+    shapes = [(1, 1, 1), (13, 150, 600), (6, 64, depth), (5, 10, depth + 1), (20, 200, 40),
+              (8, 17, 3), (11, 120, 2 * depth + 7)]
+    for (m, n, k), (alpha, beta) in itertools.product(shapes, [(1.0, 0.0), (-0.5, 2.0)]):
+        A = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        B = rng.standard_normal((k, n)).astype(dtype)
+        # Offsets and leading dimensions wider than the tile: what lies around it must
+        # stay as it was, bit for bit.
+        a_buf = rng.standard_normal(A.size + 3 * A.shape[0] + 7).astype(dtype)
+        lda = A.shape[1] + 3
+        a_buf[5:5 + A.shape[0] * lda].reshape(A.shape[0], lda)[:, :A.shape[1]] = A
+        b_buf = rng.standard_normal(B.size + 2 * k + 9).astype(dtype)
+        ldb = n + 2
+        b_buf[4:4 + k * ldb].reshape(k, ldb)[:, :n] = B
+        ldc = n + 5
+        c_buf = rng.standard_normal(m * ldc + 20).astype(dtype)
+        if beta == 0:
+            c_buf[3:3 + m * ldc] = np.nan  # ignored, as in the BLAS
+        got, expected = c_buf.copy(), c_buf.copy()
+        args = (trans_a, m, n, k)
+        tail = (a_buf, 5, lda, b_buf, 4, ldb)
+        _register_tiled_gemm(*args, alpha, *tail, beta, got, 3, ldc)
+        _fma_chain_product(*args, dtype(alpha), *tail, dtype(beta), expected, 3, ldc, depth,
+                           dtype(0), dtype(1))
+        assert np.array_equal(got.view(np.uint8), expected.view(np.uint8)), (m, n, k, alpha)
+        # The sum itself, against float64 NumPy (the reference above shares its arithmetic).
+        tile = got[3:3 + m * ldc].reshape(m, ldc)[:, :n]
+        op_a = (A.T if trans_a else A).astype(float)
+        c_old = np.where(np.isnan(c_buf), 0, c_buf)[3:3 + m * ldc].reshape(m, ldc)[:, :n]
+        exact = alpha * op_a @ B.astype(float) + beta * c_old
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(tile, exact, rtol=tol, atol=tol * np.abs(exact).max())
+
+
+@pytest.mark.skipif(not gemm_module.REGISTER_TILES,
+                    reason="Numba's target CPU has no 512-bit vectors: the BLAS does the products")
+def test_gemm_rm_sends_large_products_with_b_untransposed_to_register_tiles(rng):
+    m, n, k = 64, 128, 200
+    assert m * n * k >= gemm_module.REGISTER_TILE_PRODUCT
+    for dtype, trans_a in itertools.product([np.float32, np.float64], [False, True]):
+        a = rng.standard_normal(m * k).astype(dtype)
+        b = rng.standard_normal(k * n).astype(dtype)
+        lda = m if trans_a else k
+        via_gemm_rm, direct = np.zeros(m * n, dtype), np.zeros(m * n, dtype)
+        gemm_rm(trans_a, False, m, n, k, 0.5, a, 0, lda, b, 0, n, 0.0, via_gemm_rm, 0, n,
+                np.zeros(2, dtype))
+        _register_tiled_gemm(trans_a, m, n, k, 0.5, a, 0, lda, b, 0, n, 0.0, direct, 0, n)
+        assert np.array_equal(via_gemm_rm, direct)
+
+
+def test_register_tiles_follow_numbas_target_cpu(monkeypatch):
+    config = gemm_module.config
+    monkeypatch.setattr(config, "CPU_NAME", None)
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+fma")
+    assert gemm_module._target_has_512_bit_vectors()
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f,+fma")
+    assert not gemm_module._target_has_512_bit_vectors()
+    monkeypatch.setattr(config, "CPU_FEATURES", None)
+    monkeypatch.setattr(config, "CPU_NAME", "generic")  # a portable build: no guessing
+    assert not gemm_module._target_has_512_bit_vectors()
 
 
 def test_tiles_depend_on_shape_only():
@@ -195,7 +302,8 @@ def test_bias_gradient_is_the_row_ordered_float64_column_sum_bit_for_bit(dtype, 
 def _dispatchers():
     """Every compiled function of fastbp's modules (those compiled apart included)."""
     found = {}
-    for module in (kernels_module, blas_module, exp_module, rng_module, team_module):
+    for module in (kernels_module, blas_module, gemm_module, exp_module, rng_module,
+                   team_module):
         for name, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher) and obj.py_func.__module__ == module.__name__:
                 found[f"{module.__name__}.{name}"] = obj

@@ -1,0 +1,235 @@
+"""fastbp's own register-tiled matrix product, for CPUs with 512-bit vectors.
+
+Measured on the 2-core AMD Zen 4 machine (one core, float32, GFLOP/s), OpenBLAS's
+AVX-512 kernels reach 83-101 on the products of the standard workloads, and the loop
+below 100-111 (see ``register_tiled_gemm``); its inner loop alone, on operands in cache,
+runs at 115, the core's peak of 32 float32 multiply-adds per cycle.
+
+The product ``C = alpha * op(A) @ B + beta * C`` is computed in tiles of ``TILE_ROWS``
+rows and ``WIDE_VECTORS`` vectors of columns (6 x 64 float32 or 6 x 32 float64): 24
+vector accumulators, each step of the inner loop loading 4 vectors of a row of ``B`` and
+broadcasting 6 elements of ``A`` into 24 fused multiply-adds. ``A`` is read in place,
+row-major or transposed (its elements are broadcast one by one, so either layout is one
+stride), and so is ``B``: no packing, no scratch memory. ``B`` transposed would need a
+gather per vector; those products stay with the BLAS.
+
+Each element of ``C`` is an in-order chain of fused multiply-adds over blocks of
+``DEPTH`` terms of the inner dimension, the blocks added to ``C`` in order. Its bits
+therefore depend on the inner dimension only: not on the tile, its position in the
+product, or the thread count.
+"""
+import llvmlite.binding as llvm_binding
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils, config
+from numba.extending import intrinsic, overload
+
+from ._config import jit_serial
+from ._team import element_pointer
+
+TILE_ROWS = 6
+WIDE_VECTORS = 4
+# Terms of the inner dimension per pass over a strip of B: 256 rows of 64 float32 (64 KiB)
+# stay in the L2 cache while every row tile of A streams past them. Measured, one core,
+# float32 GFLOP/s on W4's three shapes with B not transposed: 128 terms 88-100, 256 terms
+# 103-107, 512 terms 101-108, the whole inner dimension at once 99-105.
+DEPTH = 256
+_VECTOR_BYTES = 64
+# Multiply-adds from which a product goes to the register tiles rather than the BLAS. Below
+# it the rows of the last tile past the product's (a 6-row tile computes 6) and the
+# per-tile set-up weigh more: measured, one core, float32, us per product, register tiles
+# against OpenBLAS: 32 x 64 x 256 10.3 / 9.0, 49 x 128 x 128 (A transposed) 15.7 / 14.3,
+# 96 x 96 x 96 16.1 / 15.5; above it 100 x 50 x 300 35.3 / 35.9, 128 x 128 x 128 41.4 /
+# 49.0, 64 x 128 x 784 117 / 151.
+REGISTER_TILE_PRODUCT = 1 << 20
+
+
+def _target_has_512_bit_vectors():
+    """Whether Numba compiles for a CPU with AVX-512F (its target, not just the host)."""
+    if config.CPU_FEATURES is not None:
+        return "+avx512f" in config.CPU_FEATURES.split(",")
+    if config.CPU_NAME not in (None, "host"):
+        return False  # a named (portable) target: do not guess its features
+    return bool(llvm_binding.get_host_cpu_features().get("avx512f", False))
+
+
+# Numba's cache keys compiled code by the target CPU and its features, so a constant taken
+# from them is never stale in a cached kernel. Without 512-bit vectors the tile's 24
+# accumulators would not fit in the registers: the BLAS is faster there.
+REGISTER_TILES = _target_has_512_bit_vectors()
+
+
+def vector_lanes(arr):
+    """Elements of ``arr``'s dtype per 512-bit vector, a compile-time constant (nopython)."""
+    raise NotImplementedError  # only the nopython overload below exists
+
+
+@overload(vector_lanes, jit_options={"nogil": True})
+def _vector_lanes_impl(arr):
+    lanes = _VECTOR_BYTES * 8 // arr.dtype.bitwidth
+
+    def impl(arr):
+        return lanes
+
+    return impl
+
+
+def _splat(builder, value, vector_type):
+    i32 = ir.IntType(32)
+    one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value,
+                                 ir.Constant(i32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, vector_type.count), None))
+
+
+@intrinsic
+def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_start,
+                  b_depth_step, cols, depth, alpha, beta, c, c_start, ldc, n_vectors):
+    """One tile of ``C = alpha * op(A) @ B + beta * C`` in vector registers.
+
+    For ``i < rows`` and ``j < cols``::
+
+        s = 0;  for p < depth:  s = fma(a[a_start + i * a_row_step + p * a_depth_step],
+                                         b[b_start + p * b_depth_step + j], s)
+        c[c_start + i * ldc + j] = alpha * s + beta * c[...]   (alpha * s if beta == 0)
+
+    ``rows <= TILE_ROWS`` and ``0 < cols <= n_vectors * lanes``; ``n_vectors`` is a literal
+    integer. ``a``, ``b``, ``c`` are contiguous 1-D arrays of one float dtype (``a`` and
+    ``b`` may be read-only); ``alpha`` and ``beta`` are float64, rounded to that dtype
+    first (as the BLAS takes them), and the arithmetic is in that dtype. Only the tile's
+    own elements are read or written (the last vector of a row is masked; rows past
+    ``rows`` repeat the last row's loads and are not stored). No bounds checks: the
+    caller guarantees the indices. Nopython only.
+    """
+    def flat(array):
+        return (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"
+                and array.dtype in (types.float32, types.float64) and array.dtype == c.dtype)
+
+    if not (flat(a) and flat(b) and flat(c) and c.mutable
+            and alpha == types.float64 and beta == types.float64
+            and isinstance(n_vectors, types.IntegerLiteral) and n_vectors.literal_value > 0):
+        return None
+    n_vec = n_vectors.literal_value
+    intp = types.intp
+    sig = types.void(a, intp, intp, intp, intp, b, intp, intp, intp, intp, alpha, beta, c,
+                     intp, intp, n_vectors)
+
+    def codegen(context, builder, signature, args):
+        (a_v, a_start_v, a_row_v, a_depth_v, rows_v, b_v, b_start_v, b_depth_v, cols_v,
+         depth_v, alpha_v, beta_v, c_v, c_start_v, ldc_v, _) = args
+        a_type, b_type, c_type = signature.args[0], signature.args[5], signature.args[12]
+        array_type = c_type
+        element = context.get_value_type(array_type.dtype)
+        lanes = _VECTOR_BYTES * 8 // array_type.dtype.bitwidth
+        vec = ir.VectorType(element, lanes)
+        i32 = ir.IntType(32)
+        index_type = a_start_v.type
+
+        def index(value):
+            return ir.Constant(index_type, value)
+
+        align = ir.Constant(i32, array_type.dtype.bitwidth // 8)
+        mask_type = ir.VectorType(ir.IntType(1), lanes)
+        suffix = f"v{lanes}f{array_type.dtype.bitwidth}"
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
+                                             f"llvm.fma.{suffix}")
+        masked_load = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vec, [element.as_pointer(), i32, mask_type, vec]),
+            f"llvm.masked.load.{suffix}.p0")
+        masked_store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(),
+                                            [vec, element.as_pointer(), i32, mask_type]),
+            f"llvm.masked.store.{suffix}.p0")
+        zeros = ir.Constant(vec, None)
+
+        # Column masks: lane l of vector v is column v * lanes + l, kept if below ``cols``.
+        lane_index_type = ir.VectorType(i32, lanes)
+        cols_splat = _splat(builder, builder.trunc(cols_v, i32), lane_index_type)
+        masks = [builder.icmp_signed("<", ir.Constant(lane_index_type,
+                                                      [v * lanes + j for j in range(lanes)]),
+                                     cols_splat)
+                 for v in range(n_vec)]
+
+        # Rows past ``rows`` read the last row again: the loop stays branch-free.
+        a_first = element_pointer(context, builder, a_type, a_v, a_start_v)
+        last_row = builder.sub(rows_v, index(1))
+        a_rows = []
+        for i in range(TILE_ROWS):
+            row = builder.select(builder.icmp_signed("<", index(i), rows_v), index(i), last_row)
+            a_rows.append(builder.gep(a_first, [builder.mul(row, a_row_v)]))
+        b_first = element_pointer(context, builder, b_type, b_v, b_start_v)
+        acc = [[cgutils.alloca_once_value(builder, zeros) for _ in range(n_vec)]
+               for _ in range(TILE_ROWS)]
+        with cgutils.for_range(builder, depth_v) as loop:
+            b_row = builder.gep(b_first, [builder.mul(loop.index, b_depth_v)])
+            b_vectors = [builder.call(masked_load, [builder.gep(b_row, [index(v * lanes)]),
+                                                    align, masks[v], zeros])
+                         for v in range(n_vec)]
+            a_step = builder.mul(loop.index, a_depth_v)
+            for i in range(TILE_ROWS):
+                a_value = _splat(builder, builder.load(builder.gep(a_rows[i], [a_step])), vec)
+                for v in range(n_vec):
+                    builder.store(builder.call(fma, [a_value, b_vectors[v],
+                                                     builder.load(acc[i][v])]), acc[i][v])
+
+        if array_type.dtype == types.float32:
+            alpha_v = builder.fptrunc(alpha_v, element)
+            beta_v = builder.fptrunc(beta_v, element)
+        alpha_vec = _splat(builder, alpha_v, vec)
+        beta_vec = _splat(builder, beta_v, vec)
+        keep = builder.fcmp_unordered("!=", beta_v, ir.Constant(element, 0.0))
+        c_first = element_pointer(context, builder, c_type, c_v, c_start_v)
+        for i in range(TILE_ROWS):
+            with builder.if_then(builder.icmp_signed("<", index(i), rows_v)):
+                c_row = builder.gep(c_first, [builder.mul(index(i), ldc_v)])
+                for v in range(n_vec):
+                    where = builder.gep(c_row, [index(v * lanes)])
+                    scaled = builder.fmul(alpha_vec, builder.load(acc[i][v]))
+                    old = builder.call(masked_load, [where, align, masks[v], zeros])
+                    kept = builder.fadd(scaled, builder.fmul(beta_vec, old))
+                    # beta == 0 ignores C's old values, NaN included (BLAS semantics).
+                    builder.call(masked_store, [builder.select(keep, kept, scaled), where,
+                                                align, masks[v]])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@jit_serial
+def register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                        c_off, ldc):
+    """Row-major ``C = alpha * op(A) @ B + beta * C`` in register tiles (``B`` not
+    transposed; arguments as ``fastbp._blas.gemm_rm``'s, ``alpha`` and ``beta`` float64).
+    ``m, n, k > 0``. Written: ``c``.
+
+    Loop order: blocks of ``DEPTH`` terms, then strips of columns, then tiles of rows, so
+    that a strip of ``B`` stays in cache while the rows of ``A`` stream past it. A last,
+    narrower strip uses tiles of as many vectors as it needs.
+    """
+    lanes = vector_lanes(c)
+    wide = WIDE_VECTORS * lanes
+    a_row_step, a_depth_step = (1, lda) if trans_a else (lda, 1)
+    for p0 in range(0, k, DEPTH):
+        depth = min(DEPTH, k - p0)
+        beta_p = beta if p0 == 0 else 1.0  # later blocks add to C
+        for j0 in range(0, n, wide):
+            cols = min(wide, n - j0)
+            n_vectors = (cols + lanes - 1) // lanes
+            for i0 in range(0, m, TILE_ROWS):
+                rows = min(TILE_ROWS, m - i0)
+                a_start = a_off + i0 * a_row_step + p0 * a_depth_step
+                b_start = b_off + p0 * ldb + j0
+                c_start = c_off + i0 * ldc + j0
+                # A literal vector count (1 to WIDE_VECTORS) per tile: each is its own loop.
+                if n_vectors == 4:
+                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
+                                  cols, depth, alpha, beta_p, c, c_start, ldc, 4)
+                elif n_vectors == 3:
+                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
+                                  cols, depth, alpha, beta_p, c, c_start, ldc, 3)
+                elif n_vectors == 2:
+                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
+                                  cols, depth, alpha, beta_p, c, c_start, ldc, 2)
+                else:
+                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
+                                  cols, depth, alpha, beta_p, c, c_start, ldc, 1)
