@@ -11,6 +11,9 @@ Classes, one concern each:
 * ``W1`` .. ``W5`` -- ``time_fit`` (``time_predict`` for W5): steady state, per dtype
   and thread count. ``setup`` builds the network from the shared initial weights and
   makes one first call, so compilation and first-touch costs are excluded.
+* ``Products`` -- the matrix products of W3-W5's shapes on one thread: fastbp's
+  ``gemm_rm`` (its register tiles on CPUs with AVX-512, the BLAS elsewhere) against
+  ``numpy.matmul`` on one BLAS thread, as times and as ``track_gflops``.
 * ``Quality`` -- ``track_loss`` / ``track_accuracy`` after one fit from the initial
   weights: a speed-up that changes what is learnt shows here.
 * ``SpeedupOverReference`` -- ``track_speedup``: median time of
@@ -165,6 +168,67 @@ class W5(_WorkloadTime):
     def time_predict(self, dtype, threads):
         """Softmax probabilities of all rows."""
         self.net.predict(self.X)
+
+
+# Products of the standard workloads: name -> (m, n, k, A transposed) of C = op(A) @ B.
+_PRODUCTS = {
+    "W4 forward 256x1024x784": (256, 1024, 784, False),
+    "W4 weight gradient 1024x1024x256": (1024, 1024, 256, True),
+    "W3 forward 128x128x784": (128, 128, 784, False),
+    "W5 forward 2048x128x784": (2048, 128, 784, False),
+}
+
+
+class Products:
+    """One thread's matrix products of the workloads' shapes: fastbp's ``gemm_rm``
+    against ``numpy.matmul`` on one BLAS thread (the same product, same operands)."""
+
+    params = [list(_PRODUCTS), DTYPES]
+    param_names = ["product", "dtype"]
+    timeout = _TIMEOUT
+
+    def setup(self, product, dtype):
+        from fastbp._blas import gemm_rm
+
+        self.limiter = _pin_threads(1)
+        m, n, k, trans_a = _PRODUCTS[product]
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        c = np.zeros(m * n, dtype)
+        scratch = np.zeros(2, dtype)
+        self.flops = 2.0 * m * n * k
+        self.op_a, self.b = (a.T if trans_a else a), b
+
+        def fastbp_product():
+            gemm_rm(trans_a, False, m, n, k, 1.0, a.ravel(), 0, a.shape[1], b.ravel(), 0, n,
+                    0.0, c, 0, n, scratch)
+
+        self.fastbp_product = fastbp_product
+        fastbp_product()  # compile (or load) before timing
+        np.testing.assert_allclose(c.reshape(m, n), self.op_a @ b, rtol=1e-3, atol=1e-3)
+
+    def teardown(self, product, dtype):
+        self.limiter.restore_original_limits()
+
+    def time_fastbp(self, product, dtype):
+        """``fastbp._blas.gemm_rm``, as the training kernels call it per tile."""
+        self.fastbp_product()
+
+    def time_numpy_matmul(self, product, dtype):
+        """``numpy.matmul`` with its BLAS on one thread."""
+        np.matmul(self.op_a, self.b)
+
+    def track_gflops(self, product, dtype):
+        """fastbp's product in GFLOP/s (median of 9 calls)."""
+        times = []
+        for _ in range(9):
+            start = time.perf_counter()
+            self.fastbp_product()
+            times.append(time.perf_counter() - start)
+        return self.flops / statistics.median(times) / 1e9
+
+    track_gflops.unit = "GFLOP/s"
 
 
 class Quality:

@@ -13,5 +13,5 @@ cd "$(dirname "$0")/.."
 
 asv check --python=same
 asv run --python=same --quick --show-stderr --dry-run \
-    --bench '^benchmarks\.(W1|W5)\.' \
+    --bench '^benchmarks\.(W1|W5|Products)\.' \
     --bench '^benchmarks\.(PeakMemory|FitMemory|ColdStartWarmCache)\.'
