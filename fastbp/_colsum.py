@@ -14,14 +14,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._team import element_pointer
-
-
-def _vector_of(builder, value, width):
-    vec = ir.Constant(ir.VectorType(value.type, width), ir.Undefined)
-    for j in range(width):
-        vec = builder.insert_element(vec, value, ir.Constant(ir.IntType(32), j))
-    return vec
+from ._team import element_pointer, splat
 
 
 @intrinsic
@@ -69,8 +62,8 @@ def scaled_column_sums(typingctx, src, s_start, ld, n_rows, alpha, beta, keep, d
             builder.store(builder.fadd(builder.load(acc), values), acc)
         dst_type = signature.args[7]
         out = vector_pointer(dst_type, dst_v, d_start_v)
-        scaled = builder.fmul(_vector_of(builder, alpha_v, n), builder.load(acc))
-        kept = builder.fadd(scaled, builder.fmul(_vector_of(builder, beta_v, n),
+        scaled = builder.fmul(splat(builder, alpha_v, n), builder.load(acc))
+        kept = builder.fadd(scaled, builder.fmul(splat(builder, beta_v, n),
                                                  load_wide(dst_type, out)))
         cleared = builder.fadd(scaled, zeros)  # "+ 0.0" as in the scalar form: -0.0 -> 0.0
         value = builder.select(keep_v, kept, cleared)

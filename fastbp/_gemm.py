@@ -25,7 +25,7 @@ from numba.core import cgutils, config
 from numba.extending import intrinsic, overload
 
 from ._config import jit_serial
-from ._team import element_pointer
+from ._team import element_pointer, splat
 
 TILE_ROWS = 6
 WIDE_VECTORS = 4
@@ -74,14 +74,6 @@ def _vector_lanes_impl(arr):
     return impl
 
 
-def _splat(builder, value, vector_type):
-    i32 = ir.IntType(32)
-    one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value,
-                                 ir.Constant(i32, 0))
-    return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined),
-                                  ir.Constant(ir.VectorType(i32, vector_type.count), None))
-
-
 @intrinsic
 def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_start,
                   b_depth_step, cols, depth, alpha, beta, c, c_start, ldc, n_vectors):
@@ -118,9 +110,8 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
         (a_v, a_start_v, a_row_v, a_depth_v, rows_v, b_v, b_start_v, b_depth_v, cols_v,
          depth_v, alpha_v, beta_v, c_v, c_start_v, ldc_v, _) = args
         a_type, b_type, c_type = signature.args[0], signature.args[5], signature.args[12]
-        array_type = c_type
-        element = context.get_value_type(array_type.dtype)
-        lanes = _VECTOR_BYTES * 8 // array_type.dtype.bitwidth
+        element = context.get_value_type(c_type.dtype)
+        lanes = _VECTOR_BYTES * 8 // c_type.dtype.bitwidth
         vec = ir.VectorType(element, lanes)
         i32 = ir.IntType(32)
         index_type = a_start_v.type
@@ -128,9 +119,9 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
         def index(value):
             return ir.Constant(index_type, value)
 
-        align = ir.Constant(i32, array_type.dtype.bitwidth // 8)
+        align = ir.Constant(i32, c_type.dtype.bitwidth // 8)
         mask_type = ir.VectorType(ir.IntType(1), lanes)
-        suffix = f"v{lanes}f{array_type.dtype.bitwidth}"
+        suffix = f"v{lanes}f{c_type.dtype.bitwidth}"
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3),
                                              f"llvm.fma.{suffix}")
         masked_load = cgutils.get_or_insert_function(
@@ -144,7 +135,7 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
 
         # Column masks: lane l of vector v is column v * lanes + l, kept if below ``cols``.
         lane_index_type = ir.VectorType(i32, lanes)
-        cols_splat = _splat(builder, builder.trunc(cols_v, i32), lane_index_type)
+        cols_splat = splat(builder, builder.trunc(cols_v, i32), lanes)
         masks = [builder.icmp_signed("<", ir.Constant(lane_index_type,
                                                       [v * lanes + j for j in range(lanes)]),
                                      cols_splat)
@@ -167,16 +158,16 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
                          for v in range(n_vec)]
             a_step = builder.mul(loop.index, a_depth_v)
             for i in range(TILE_ROWS):
-                a_value = _splat(builder, builder.load(builder.gep(a_rows[i], [a_step])), vec)
+                a_value = splat(builder, builder.load(builder.gep(a_rows[i], [a_step])), lanes)
                 for v in range(n_vec):
                     builder.store(builder.call(fma, [a_value, b_vectors[v],
                                                      builder.load(acc[i][v])]), acc[i][v])
 
-        if array_type.dtype == types.float32:
+        if c_type.dtype == types.float32:
             alpha_v = builder.fptrunc(alpha_v, element)
             beta_v = builder.fptrunc(beta_v, element)
-        alpha_vec = _splat(builder, alpha_v, vec)
-        beta_vec = _splat(builder, beta_v, vec)
+        alpha_vec = splat(builder, alpha_v, lanes)
+        beta_vec = splat(builder, beta_v, lanes)
         keep = builder.fcmp_unordered("!=", beta_v, ir.Constant(element, 0.0))
         c_first = element_pointer(context, builder, c_type, c_v, c_start_v)
         for i in range(TILE_ROWS):

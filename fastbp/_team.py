@@ -71,6 +71,17 @@ def element_pointer(context, builder, array_type, array, index):
     return builder.gep(ary.data, [index])
 
 
+def splat(builder, value, width):
+    """LLVM vector of ``width`` copies of the scalar ``value`` (for intrinsics' code
+    generation): one insert and a broadcast shuffle."""
+    vector_type = ir.VectorType(value.type, width)
+    i32 = ir.IntType(32)
+    one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value,
+                                 ir.Constant(i32, 0))
+    return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined),
+                                  ir.Constant(ir.VectorType(i32, width), None))
+
+
 def _read_modify_write(operation, doc):
     """An intrinsic ``f(array, index, value)`` that applies LLVM's atomic ``operation``
     (sequentially consistent) to ``array[index]`` (int64, 1-D) and returns the old value."""
