@@ -33,6 +33,11 @@ from numba.extending import intrinsic
 
 _KERNELS = {}  # (module, name) -> dispatcher of each kernel compiled apart
 
+# Part of the key of every cache entry of fastbp's dispatchers. Raised when entries
+# written by earlier builds must not be loaded: 2 since entries may lack reload hooks
+# (callers compiled over a cached callee, see ``register``).
+CACHE_FORMAT = 2
+
 
 class StaleCacheError(RuntimeError):
     """A cached caller was compiled against another build of a kernel it calls."""
@@ -40,17 +45,29 @@ class StaleCacheError(RuntimeError):
 
 def register(dispatcher):
     """Make ``dispatcher``'s on-disk cache treat an entry as missing (compile afresh)
-    when ``load_apart`` finds it stale; returns ``dispatcher``."""
+    when ``load_apart`` finds it stale or when another ``CACHE_FORMAT`` wrote it, and
+    hand a loaded entry's reload hooks on to the callers compiled over it; returns
+    ``dispatcher``."""
     cache = getattr(dispatcher, "_cache", None)
     load = getattr(cache, "load_overload", None)
     if load is not None:
         def load_overload(sig, target_context):
             try:
-                return load(sig, target_context)
+                cres = load(sig, target_context)
             except StaleCacheError:
                 return None
+            # Numba keeps a loaded entry's hooks on the compile result only, and a
+            # caller inherits its callees' hooks from their code libraries: without
+            # this, a caller compiled over a cached callee of a kernel compiled apart
+            # would be cached without the hook that loads that kernel (and call
+            # address 0 when loaded in a process that has not compiled the kernel).
+            if cres is not None:
+                cres.library._reload_init.update(cres.reload_init)
+            return cres
 
         cache.load_overload = load_overload
+        index_key = cache._index_key
+        cache._index_key = lambda sig, codegen: (*index_key(sig, codegen), CACHE_FORMAT)
     return dispatcher
 
 

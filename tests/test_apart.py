@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fastbp import kernels
+from fastbp import _apart, kernels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,6 +117,68 @@ def test_a_cached_caller_of_a_kernel_built_elsewhere_is_compiled_afresh(tmp_path
     # Its return type changed too (not part of the symbol's name).
     _write_kernel(tmp_path, "a[i] * k\n    return 1")
     _assert_recompiled(tmp_path, "2")
+
+
+# Two callers of one kernel through a helper that is cached and linked in as usual.
+NESTED = """
+from fastbp._config import jit_serial
+from apart_kernel import scaled_sum
+
+
+@jit_serial
+def helper(a):
+    return scaled_sum(a, 2)
+
+
+@jit_serial(entry=True)
+def first_caller(a):
+    return helper(a) + 1.0
+
+
+@jit_serial(entry=True)
+def second_caller(a):
+    return helper(a) + 2.0
+"""
+
+RUN_NESTED = """
+import sys
+import numpy as np
+from fastbp import _apart
+if len(sys.argv) > 2:
+    _apart.CACHE_FORMAT = int(sys.argv[2])
+import nested_module
+caller = getattr(nested_module, sys.argv[1])
+print(caller(np.arange(5.0)), sum(caller.stats.cache_hits.values()))
+"""
+
+
+def test_a_caller_compiled_over_a_cached_helper_keeps_the_kernel_loading(tmp_path):
+    # A helper loaded from the cache gives its callers nothing to inherit (Numba keeps a
+    # loaded entry's reload hooks apart from its code library): a caller compiled over
+    # it was cached without the hook that loads the kernel, and its next load called
+    # address 0.
+    (tmp_path / "nested_module.py").write_text(textwrap.dedent(NESTED))
+    _write_kernel(tmp_path, "a[i] * k")
+    no_cache_dir = {"NUMBA_CACHE_DIR": ""}
+    assert _run(RUN_NESTED, ["first_caller"], tmp_path, no_cache_dir) == ["21.0", "0"]
+    # The helper comes from the cache, the second caller is compiled over it.
+    assert _run(RUN_NESTED, ["second_caller"], tmp_path, no_cache_dir) == ["22.0", "0"]
+    # Both callers load from the cache, in processes where nothing else loads the kernel.
+    for name, value in (("second_caller", "22.0"), ("first_caller", "21.0")):
+        done = _run(RUN_NESTED, [name], tmp_path, no_cache_dir, check=False)
+        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+        assert done.stdout.split() == [value, "1"]
+
+
+def test_cache_entries_of_another_format_are_not_loaded(tmp_path):
+    (tmp_path / "nested_module.py").write_text(textwrap.dedent(NESTED))
+    _write_kernel(tmp_path, "a[i] * k")
+    no_cache_dir = {"NUMBA_CACHE_DIR": ""}
+    older = str(_apart.CACHE_FORMAT - 1)
+    assert _run(RUN_NESTED, ["first_caller", older], tmp_path, no_cache_dir) == ["21.0", "0"]
+    assert _run(RUN_NESTED, ["first_caller", older], tmp_path, no_cache_dir) == ["21.0", "1"]
+    assert _run(RUN_NESTED, ["first_caller"], tmp_path, no_cache_dir) == ["21.0", "0"]
+    assert _run(RUN_NESTED, ["first_caller"], tmp_path, no_cache_dir) == ["21.0", "1"]
 
 
 RUN_FIT = """
