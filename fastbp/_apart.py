@@ -29,6 +29,7 @@ import inspect
 
 from numba import types
 from numba.core import cgutils
+from numba.core.caching import NullCache
 from numba.extending import intrinsic
 
 _KERNELS = {}  # (module, name) -> dispatcher of each kernel compiled apart
@@ -49,25 +50,27 @@ def register(dispatcher):
     hand a loaded entry's reload hooks on to the callers compiled over it; returns
     ``dispatcher``."""
     cache = getattr(dispatcher, "_cache", None)
-    load = getattr(cache, "load_overload", None)
-    if load is not None:
-        def load_overload(sig, target_context):
-            try:
-                cres = load(sig, target_context)
-            except StaleCacheError:
-                return None
-            # Numba keeps a loaded entry's hooks on the compile result only, and a
-            # caller inherits its callees' hooks from their code libraries: without
-            # this, a caller compiled over a cached callee of a kernel compiled apart
-            # would be cached without the hook that loads that kernel (and call
-            # address 0 when loaded in a process that has not compiled the kernel).
-            if cres is not None:
-                cres.library._reload_init.update(cres.reload_init)
-            return cres
+    if cache is None or isinstance(cache, NullCache):
+        return dispatcher  # no on-disk cache (``FASTBP_DISABLE_CACHE=1``)
+    load = cache.load_overload
 
-        cache.load_overload = load_overload
-        index_key = cache._index_key
-        cache._index_key = lambda sig, codegen: (*index_key(sig, codegen), CACHE_FORMAT)
+    def load_overload(sig, target_context):
+        try:
+            cres = load(sig, target_context)
+        except StaleCacheError:
+            return None
+        # Numba keeps a loaded entry's hooks on the compile result only, and a
+        # caller inherits its callees' hooks from their code libraries: without
+        # this, a caller compiled over a cached callee of a kernel compiled apart
+        # would be cached without the hook that loads that kernel (and call
+        # address 0 when loaded in a process that has not compiled the kernel).
+        if cres is not None:
+            cres.library._reload_init.update(cres.reload_init)
+        return cres
+
+    cache.load_overload = load_overload
+    index_key = cache._index_key
+    cache._index_key = lambda sig, codegen: (*index_key(sig, codegen), CACHE_FORMAT)
     return dispatcher
 
 

@@ -59,8 +59,9 @@ print(value, hits, linked)
 
 
 def _run(code, args, cwd, env_extra, check=True):
-    env = dict(os.environ, **env_extra)
+    env = dict(os.environ)
     env.pop("FASTBP_DISABLE_CACHE", None)
+    env.update(env_extra)
     env["PYTHONPATH"] = os.pathsep.join([str(cwd), str(REPO)])
     done = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -179,6 +180,15 @@ def test_cache_entries_of_another_format_are_not_loaded(tmp_path):
     assert _run(RUN_NESTED, ["first_caller", older], tmp_path, no_cache_dir) == ["21.0", "1"]
     assert _run(RUN_NESTED, ["first_caller"], tmp_path, no_cache_dir) == ["21.0", "0"]
     assert _run(RUN_NESTED, ["first_caller"], tmp_path, no_cache_dir) == ["21.0", "1"]
+
+
+def test_the_cache_can_be_disabled(tmp_path):
+    (tmp_path / "nested_module.py").write_text(textwrap.dedent(NESTED))
+    _write_kernel(tmp_path, "a[i] * k")
+    disabled = {"NUMBA_CACHE_DIR": "", "FASTBP_DISABLE_CACHE": "1"}
+    for _ in range(2):
+        assert _run(RUN_NESTED, ["first_caller"], tmp_path, disabled) == ["21.0", "0"]
+    assert not list(tmp_path.glob("__pycache__/*.nb?"))
 
 
 RUN_FIT = """
