@@ -21,7 +21,8 @@ switching back and forth between versions leaves). Defining the old name as a fo
 to the new code crashed in such a cache (a call to address 0), so the hook raises
 instead, and every dispatcher of fastbp's kind (``register``) treats that cache entry as
 missing: the caller is compiled afresh against the kernel's current code. A kernel whose
-return type changed is handled the same way.
+return type changed is handled the same way. The hooks pass up the call tree, also through
+callees that were loaded from the cache (``register``).
 """
 import functools
 import importlib
