@@ -79,9 +79,14 @@ def load_apart(module_name, name, arg_types, return_type, symbol):
     """Compile (or load from the cache) kernel ``name`` of ``module_name`` for
     ``arg_types``: run before a cached caller of the kernel is loaded. Raises
     ``StaleCacheError`` (the caller is then compiled afresh, see ``register``) if the
-    kernel's code is not the one the caller was compiled against."""
-    importlib.import_module(module_name)
-    dispatcher = _KERNELS[module_name, name]
+    kernel's code is not the one the caller was compiled against, or if there is no such
+    kernel any more."""
+    try:
+        importlib.import_module(module_name)
+        dispatcher = _KERNELS[module_name, name]
+    except (ImportError, KeyError):  # the kernel was renamed or moved since
+        raise StaleCacheError(f"a cached caller calls {module_name}.{name}, which is "
+                              f"not a kernel compiled apart any more") from None
     dispatcher.compile(arg_types)
     cres = dispatcher.overloads[arg_types]
     # The return type is not part of the symbol's name: check it on its own.

@@ -118,6 +118,15 @@ def test_a_cached_caller_of_a_kernel_built_elsewhere_is_compiled_afresh(tmp_path
     # Its return type changed too (not part of the symbol's name).
     _write_kernel(tmp_path, "a[i] * k\n    return 1")
     _assert_recompiled(tmp_path, "2")
+    # The kernel renamed (the caller's module still finds it under the old name): the
+    # cached caller's hook looks for a kernel that no longer exists.
+    _write_kernel(tmp_path, "a[i] * k")
+    path = tmp_path / "apart_kernel.py"
+    path.write_text(path.read_text().replace("def scaled_sum(", "def renamed_sum(")
+                    + "\n\nscaled_sum = renamed_sum\n")
+    stamp = path.stat().st_mtime + 20
+    os.utime(path, (stamp, stamp))
+    _assert_recompiled(tmp_path, expected)
 
 
 # Two callers of one kernel through a helper that is cached and linked in as usual.
