@@ -19,7 +19,8 @@ from numba.np.numpy_support import as_dtype
 
 from ._apart import call_apart
 from ._config import jit_serial
-from ._gemm import REGISTER_TILE_PRODUCT, REGISTER_TILES, register_tiled_gemm
+from ._gemm import (REGISTER_TILE_PRODUCT, REGISTER_TILES, register_tiled_gemm,
+                    register_tiled_gemm_bt)
 
 _xxgemm_f32 = _BLAS().numba_xxgemm(types.float32)
 _xxgemm_f64 = _BLAS().numba_xxgemm(types.float64)
@@ -112,9 +113,9 @@ def gemm_rm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
     Notes
     -----
     ``c`` is written. Small products (fewer than ``SMALL_PRODUCT`` multiply-adds) use plain
-    loops; the others register tiles (``B`` not transposed, CPUs with 512-bit vectors) or
-    the BLAS. The choice depends on the shape and the CPU only, so the result for a given
-    shape never depends on the thread count.
+    loops; the others register tiles (CPUs with 512-bit vectors, ``A`` or ``B`` or neither
+    transposed) or the BLAS. The choice depends on the shape and the CPU only, so the result
+    for a given shape never depends on the thread count.
     """
     if m == 0 or n == 0:
         return
@@ -122,10 +123,15 @@ def gemm_rm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
         _gemm_loops(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
                     beta, c, c_off, ldc)
         return
-    if REGISTER_TILES and not trans_b and m * n * k >= REGISTER_TILE_PRODUCT:
-        register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
-                            c_off, ldc)
-        return
+    if REGISTER_TILES and m * n * k >= REGISTER_TILE_PRODUCT:
+        if not trans_b:
+            register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta,
+                                c, c_off, ldc)
+            return
+        if not trans_a:
+            register_tiled_gemm_bt(m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                                   c_off, ldc)
+            return
     scalars[0] = alpha
     scalars[1] = beta
     # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.

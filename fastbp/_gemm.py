@@ -10,8 +10,13 @@ rows and ``WIDE_VECTORS`` vectors of columns (6 x 64 float32 or 6 x 32 float64):
 vector accumulators, each step of the inner loop loading 4 vectors of a row of ``B`` and
 broadcasting 6 elements of ``A`` into 24 fused multiply-adds. ``A`` is read in place,
 row-major or transposed (its elements are broadcast one by one, so either layout is one
-stride), and so is ``B``: no packing, no scratch memory. ``B`` transposed would need a
-gather per vector; those products stay with the BLAS.
+stride), and so is ``B``: no packing, no scratch memory. ``B`` transposed (the delta
+recursion's ``delta @ W^T``) would need a gather per vector: ``register_tiled_gemm_bt``
+first transposes each strip of it into a buffer on the stack, a square block of vector
+registers at a time (``transpose_block``). Measured, one core, float32 GFLOP/s against
+OpenBLAS: 256 x 1024 x 256 (W4's delta tile) 109 / 92, 64 x 1024 x 256 95 / 67, 8 x 1024 x
+256 38 / 18, 256 x 10 x 1024 70-75 / 38-47, 100 x 300 x 50 80 / 83 (the one loss seen).
+Products with both operands transposed stay with the BLAS (fastbp has none).
 
 Each element of ``C`` is an in-order chain of fused multiply-adds over blocks of
 ``DEPTH`` terms of the inner dimension, the blocks added to ``C`` in order. Its bits
@@ -186,6 +191,118 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
     return sig, codegen
 
 
+def _transpose_masks(lanes):
+    """Shuffle masks of a ``lanes x lanes`` transpose in log2(lanes) stages: the stage for
+    block size ``b`` swaps the off-diagonal ``b x b`` blocks of each pair of rows ``i``,
+    ``i + b`` (``i // b`` even); ``(b, first, second)``, the masks of rows ``i`` and
+    ``i + b`` over the two rows concatenated."""
+    stages = []
+    b = lanes // 2
+    while b >= 1:
+        first = [j if (j // b) % 2 == 0 else lanes + j - b for j in range(lanes)]
+        second = [j + b if (j // b) % 2 == 0 else lanes + j for j in range(lanes)]
+        stages.append((b, first, second))
+        b //= 2
+    return stages
+
+
+@intrinsic
+def transpose_block(typingctx, src, src_start, src_ld, dst, dst_start, dst_ld):
+    """``dst[dst_start + j * dst_ld + i] = src[src_start + i * src_ld + j]`` for ``i, j <
+    lanes`` (one 512-bit vector of the dtype): a square block transposed in vector
+    registers, with ``lanes`` loads, ``lanes * log2(lanes)`` two-source shuffles and
+    ``lanes`` stores. ``src`` and ``dst`` are contiguous 1-D arrays of one float dtype
+    (``src`` may be read-only). No bounds checks. Nopython only."""
+    def flat(array):
+        return (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"
+                and array.dtype in (types.float32, types.float64))
+
+    if not (flat(src) and flat(dst) and dst.mutable and src.dtype == dst.dtype):
+        return None
+    intp = types.intp
+    sig = types.void(src, intp, intp, dst, intp, intp)
+
+    def codegen(context, builder, signature, args):
+        src_v, src_start_v, src_ld_v, dst_v, dst_start_v, dst_ld_v = args
+        element = context.get_value_type(dst.dtype)
+        lanes = _VECTOR_BYTES * 8 // dst.dtype.bitwidth
+        vec_ptr = ir.VectorType(element, lanes).as_pointer()
+        align = dst.dtype.bitwidth // 8
+        i32 = ir.IntType(32)
+        src_first = element_pointer(context, builder, signature.args[0], src_v, src_start_v)
+        dst_first = element_pointer(context, builder, signature.args[3], dst_v, dst_start_v)
+        rows = []
+        for i in range(lanes):
+            at = builder.gep(src_first, [builder.mul(ir.Constant(src_ld_v.type, i), src_ld_v)])
+            rows.append(builder.load(builder.bitcast(at, vec_ptr), align=align))
+        for b, first, second in _transpose_masks(lanes):
+            new = list(rows)
+            for i in range(lanes):
+                if (i // b) % 2 == 0:
+                    new[i] = builder.shuffle_vector(rows[i], rows[i + b],
+                                                    ir.Constant(ir.VectorType(i32, lanes), first))
+                    new[i + b] = builder.shuffle_vector(
+                        rows[i], rows[i + b], ir.Constant(ir.VectorType(i32, lanes), second))
+            rows = new
+        for j in range(lanes):
+            at = builder.gep(dst_first, [builder.mul(ir.Constant(dst_ld_v.type, j), dst_ld_v)])
+            builder.store(rows[j], builder.bitcast(at, vec_ptr), align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def strip_buffer(typingctx, like):
+    """A 1-D array of ``DEPTH * WIDE_VECTORS * lanes`` elements of ``like``'s dtype (one
+    packed strip of ``B``) on the calling function's stack frame: no heap allocation, valid
+    until that function returns (never return or keep it). Contents undefined.
+    Nopython only."""
+    if not (isinstance(like, types.Array) and like.dtype in (types.float32, types.float64)):
+        return None
+    array_type = types.Array(like.dtype, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        element = context.get_value_type(like.dtype)
+        size = DEPTH * WIDE_VECTORS * (_VECTOR_BYTES * 8 // like.dtype.bitwidth)
+        with builder.goto_entry_block():  # once per call, not per loop iteration
+            data = builder.alloca(element, size=ir.Constant(ir.IntType(64), size))
+            data.align = _VECTOR_BYTES
+        array = context.make_array(array_type)(context, builder)
+        itemsize = context.get_abi_sizeof(element)
+        intp = context.get_value_type(types.intp)
+        context.populate_array(array, data=data, shape=[ir.Constant(intp, size)],
+                               strides=[ir.Constant(intp, itemsize)],
+                               itemsize=ir.Constant(intp, itemsize), meminfo=None)
+        return array._getvalue()
+
+    return array_type(like), codegen
+
+
+@jit_serial
+def _row_tiles(m, a, a_start, a_row_step, a_depth_step, b, b_start, ldb, cols, depth, alpha,
+               beta, c, c_start, ldc, n_vectors):
+    """Every row tile of one strip of columns, for one block of ``depth`` terms (``cols <=
+    n_vectors * lanes``). Written: ``c``."""
+    for i0 in range(0, m, TILE_ROWS):
+        rows = min(TILE_ROWS, m - i0)
+        a_i = a_start + i0 * a_row_step
+        c_i = c_start + i0 * ldc
+        # A literal vector count (1 to WIDE_VECTORS) per tile: each is its own loop.
+        if n_vectors == 4:
+            register_tile(a, a_i, a_row_step, a_depth_step, rows, b, b_start, ldb, cols,
+                          depth, alpha, beta, c, c_i, ldc, 4)
+        elif n_vectors == 3:
+            register_tile(a, a_i, a_row_step, a_depth_step, rows, b, b_start, ldb, cols,
+                          depth, alpha, beta, c, c_i, ldc, 3)
+        elif n_vectors == 2:
+            register_tile(a, a_i, a_row_step, a_depth_step, rows, b, b_start, ldb, cols,
+                          depth, alpha, beta, c, c_i, ldc, 2)
+        else:
+            register_tile(a, a_i, a_row_step, a_depth_step, rows, b, b_start, ldb, cols,
+                          depth, alpha, beta, c, c_i, ldc, 1)
+
+
 @jit_serial
 def register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
                         c_off, ldc):
@@ -205,22 +322,51 @@ def register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, b
         beta_p = beta if p0 == 0 else 1.0  # later blocks add to C
         for j0 in range(0, n, wide):
             cols = min(wide, n - j0)
-            n_vectors = (cols + lanes - 1) // lanes
-            for i0 in range(0, m, TILE_ROWS):
-                rows = min(TILE_ROWS, m - i0)
-                a_start = a_off + i0 * a_row_step + p0 * a_depth_step
-                b_start = b_off + p0 * ldb + j0
-                c_start = c_off + i0 * ldc + j0
-                # A literal vector count (1 to WIDE_VECTORS) per tile: each is its own loop.
-                if n_vectors == 4:
-                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
-                                  cols, depth, alpha, beta_p, c, c_start, ldc, 4)
-                elif n_vectors == 3:
-                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
-                                  cols, depth, alpha, beta_p, c, c_start, ldc, 3)
-                elif n_vectors == 2:
-                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
-                                  cols, depth, alpha, beta_p, c, c_start, ldc, 2)
-                else:
-                    register_tile(a, a_start, a_row_step, a_depth_step, rows, b, b_start, ldb,
-                                  cols, depth, alpha, beta_p, c, c_start, ldc, 1)
+            _row_tiles(m, a, a_off + p0 * a_depth_step, a_row_step, a_depth_step, b,
+                       b_off + p0 * ldb + j0, ldb, cols, depth, alpha, beta_p, c,
+                       c_off + j0, ldc, (cols + lanes - 1) // lanes)
+
+
+@jit_serial
+def _pack_transposed_strip(b, b_start, ldb, cols, depth, pack, wide):
+    """``pack[p * wide + j] = b[b_start + j * ldb + p]`` for ``j < cols``, ``p < depth``:
+    a strip of the transpose of ``B``, in square blocks of vector registers where whole,
+    element by element at the edges. Written: ``pack``."""
+    lanes = vector_lanes(pack)
+    whole_cols = cols - cols % lanes
+    whole_depth = depth - depth % lanes
+    for j0 in range(0, whole_cols, lanes):
+        for p0 in range(0, whole_depth, lanes):
+            transpose_block(b, b_start + j0 * ldb + p0, ldb, pack, p0 * wide + j0, wide)
+        for p in range(whole_depth, depth):
+            for j in range(j0, j0 + lanes):
+                pack[p * wide + j] = b[b_start + j * ldb + p]
+    for j in range(whole_cols, cols):
+        for p in range(depth):
+            pack[p * wide + j] = b[b_start + j * ldb + p]
+
+
+@jit_serial
+def register_tiled_gemm_bt(m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
+                           ldc):
+    """Row-major ``C = alpha * A @ B^T + beta * C`` in register tiles (``A`` not transposed,
+    ``B`` stored ``n x k``; arguments as ``fastbp._blas.gemm_rm``'s, ``alpha`` and ``beta``
+    float64). ``m, n, k > 0``. Written: ``c``.
+
+    As ``register_tiled_gemm``, but each strip of ``B^T`` (``DEPTH`` terms by
+    ``WIDE_VECTORS`` vectors of columns) is first transposed into a buffer on the stack,
+    then every row tile of ``A`` streams past it. The packing is one read and one write
+    per element of ``B`` for every ``m`` rows, so it pays for large ``m`` only. Each
+    element of ``C`` is the same chain of fused multiply-adds as with ``B`` untransposed.
+    """
+    lanes = vector_lanes(c)
+    wide = WIDE_VECTORS * lanes
+    pack = strip_buffer(c)
+    for p0 in range(0, k, DEPTH):
+        depth = min(DEPTH, k - p0)
+        beta_p = beta if p0 == 0 else 1.0  # later blocks add to C
+        for j0 in range(0, n, wide):
+            cols = min(wide, n - j0)
+            _pack_transposed_strip(b, b_off + j0 * ldb + p0, ldb, cols, depth, pack, wide)
+            _row_tiles(m, a, a_off + p0, lda, 1, pack, 0, wide, cols, depth, alpha, beta_p,
+                       c, c_off + j0, ldc, (cols + lanes - 1) // lanes)

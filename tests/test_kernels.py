@@ -70,8 +70,8 @@ def _fused_multiply_add(typingctx, x, y, z):
 
 
 @njit(cache=False)
-def _fma_chain_product(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
-                       ldc, depth, zero, one):
+def _fma_chain_product(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                       c_off, ldc, depth, zero, one):
     # The register tiles' documented arithmetic, one element at a time: per block of
     # ``depth`` terms an in-order chain of fused multiply-adds from zero, then
     # ``alpha * s + beta * c`` (``alpha * s`` when beta == 0), later blocks with beta = 1.
@@ -82,7 +82,8 @@ def _fma_chain_product(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, be
                 s = zero
                 for p in range(p0, min(k, p0 + depth)):
                     a_ip = a[a_off + p * lda + i] if trans_a else a[a_off + i * lda + p]
-                    s = _fused_multiply_add(a_ip, b[b_off + p * ldb + j], s)
+                    b_pj = b[b_off + j * ldb + p] if trans_b else b[b_off + p * ldb + j]
+                    s = _fused_multiply_add(a_ip, b_pj, s)
                 beta_p = beta if p0 == 0 else one
                 c[out] = alpha * s + beta_p * c[out] if beta_p != 0 else alpha * s
 
@@ -122,8 +123,8 @@ def test_register_tiles_are_the_documented_fma_chains_bit_for_bit(dtype, trans_a
         args = (trans_a, m, n, k)
         tail = (a_buf, 5, lda, b_buf, 4, ldb)
         _register_tiled_gemm(*args, alpha, *tail, beta, got, 3, ldc)
-        _fma_chain_product(*args, dtype(alpha), *tail, dtype(beta), expected, 3, ldc, depth,
-                           dtype(0), dtype(1))
+        _fma_chain_product(trans_a, False, m, n, k, dtype(alpha), *tail, dtype(beta), expected,
+                           3, ldc, depth, dtype(0), dtype(1))
         assert np.array_equal(got.view(np.uint8), expected.view(np.uint8)), (m, n, k, alpha)
         # The sum itself, against float64 NumPy (the reference above shares its arithmetic).
         tile = got[3:3 + m * ldc].reshape(m, ldc)[:, :n]
@@ -132,6 +133,81 @@ def test_register_tiles_are_the_documented_fma_chains_bit_for_bit(dtype, trans_a
         exact = alpha * op_a @ B.astype(float) + beta * c_old
         tol = 1e-5 if dtype == np.float32 else 1e-12
         np.testing.assert_allclose(tile, exact, rtol=tol, atol=tol * np.abs(exact).max())
+
+
+@njit(cache=False)
+def _register_tiled_gemm_bt(m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off,
+                            ldc):
+    gemm_module.register_tiled_gemm_bt(m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                                       c_off, ldc)
+
+
+@njit(cache=False)
+def _transpose_block(src, src_start, src_ld, dst, dst_start, dst_ld):
+    gemm_module.transpose_block(src, src_start, src_ld, dst, dst_start, dst_ld)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose_block_transposes_one_vector_square_in_place(dtype, rng):
+    lanes = 64 // np.dtype(dtype).itemsize
+    src = rng.standard_normal(7 + lanes * 21).astype(dtype)
+    dst = rng.standard_normal(3 + lanes * 19).astype(dtype)
+    expected = dst.copy()
+    block = src[7:7 + lanes * 21].reshape(lanes, 21)[:, :lanes]
+    expected[3:3 + lanes * 19].reshape(lanes, 19)[:, :lanes] = block.T
+    _transpose_block(src, 7, 21, dst, 3, 19)
+    assert np.array_equal(dst, expected)  # the rest of ``dst`` unchanged
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_register_tiles_with_b_transposed_are_the_same_fma_chains_bit_for_bit(dtype, rng):
+    # Edges of the packing as well as of the tiles: strips whose width and depth blocks
+    # whose length are or are not whole vectors (the square blocks transposed in
+    # registers, the rest element by element), several depth blocks, last row tiles of
+    # 1-5 rows.
+    depth = gemm_module.DEPTH
+    lanes = 64 // np.dtype(dtype).itemsize
+    shapes = [(1, 1, 1), (13, 150, 600), (6, 4 * lanes, depth), (5, lanes + 3, depth + 1),
+              (20, 200, 40), (8, 17, 3), (11, 120, 2 * depth + 7), (7, 2 * lanes, 3 * lanes)]
+    for (m, n, k), (alpha, beta) in itertools.product(shapes, [(1.0, 0.0), (-0.5, 2.0)]):
+        A = rng.standard_normal((m, k)).astype(dtype)
+        B = rng.standard_normal((n, k)).astype(dtype)  # stored n x k: the product uses B^T
+        lda, ldb, ldc = k + 3, k + 2, n + 5
+        a_buf = rng.standard_normal(m * lda + 12).astype(dtype)
+        a_buf[5:5 + m * lda].reshape(m, lda)[:, :k] = A
+        b_buf = rng.standard_normal(n * ldb + 13).astype(dtype)
+        b_buf[4:4 + n * ldb].reshape(n, ldb)[:, :k] = B
+        c_buf = rng.standard_normal(m * ldc + 20).astype(dtype)
+        if beta == 0:
+            c_buf[3:3 + m * ldc] = np.nan  # ignored, as in the BLAS
+        got, expected = c_buf.copy(), c_buf.copy()
+        a_before, b_before = a_buf.copy(), b_buf.copy()
+        tail = (a_buf, 5, lda, b_buf, 4, ldb)
+        _register_tiled_gemm_bt(m, n, k, alpha, *tail, beta, got, 3, ldc)
+        _fma_chain_product(False, True, m, n, k, dtype(alpha), *tail, dtype(beta), expected,
+                           3, ldc, depth, dtype(0), dtype(1))
+        assert np.array_equal(got.view(np.uint8), expected.view(np.uint8)), (m, n, k, alpha)
+        assert np.array_equal(a_buf, a_before) and np.array_equal(b_buf, b_before)
+        tile = got[3:3 + m * ldc].reshape(m, ldc)[:, :n]
+        c_old = np.where(np.isnan(c_buf), 0, c_buf)[3:3 + m * ldc].reshape(m, ldc)[:, :n]
+        exact = alpha * A.astype(float) @ B.astype(float).T + beta * c_old
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(tile, exact, rtol=tol, atol=tol * np.abs(exact).max())
+
+
+@pytest.mark.skipif(not gemm_module.REGISTER_TILES,
+                    reason="Numba's target CPU has no 512-bit vectors: the BLAS does the products")
+def test_gemm_rm_sends_large_products_with_b_transposed_to_packed_register_tiles(rng):
+    m, n, k = 64, 128, 200
+    assert m * n * k >= gemm_module.REGISTER_TILE_PRODUCT
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal(m * k).astype(dtype)
+        b = rng.standard_normal(n * k).astype(dtype)
+        via_gemm_rm, direct = np.zeros(m * n, dtype), np.zeros(m * n, dtype)
+        gemm_rm(False, True, m, n, k, 0.5, a, 0, k, b, 0, k, 0.0, via_gemm_rm, 0, n,
+                np.zeros(2, dtype))
+        _register_tiled_gemm_bt(m, n, k, 0.5, a, 0, k, b, 0, k, 0.0, direct, 0, n)
+        assert np.array_equal(via_gemm_rm, direct)
 
 
 @pytest.mark.skipif(not gemm_module.REGISTER_TILES,
