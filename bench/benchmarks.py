@@ -171,11 +171,12 @@ class W5(_WorkloadTime):
 
 
 # Products of the standard workloads: name -> (m, n, k, A transposed) of C = op(A) @ B.
-_PRODUCTS = {
-    "W4 forward 256x1024x784": (256, 1024, 784, False),
-    "W4 weight gradient 1024x1024x256": (1024, 1024, 256, True),
-    "W3 forward 128x128x784": (128, 128, 784, False),
-    "W5 forward 2048x128x784": (2048, 128, 784, False),
+_PRODUCTS = {  # name: m, n, k, A transposed, B transposed
+    "W4 forward 256x1024x784": (256, 1024, 784, False, False),
+    "W4 weight gradient 1024x1024x256": (1024, 1024, 256, True, False),
+    "W4 delta 256x1024x1024": (256, 1024, 1024, False, True),
+    "W3 forward 128x128x784": (128, 128, 784, False, False),
+    "W5 forward 2048x128x784": (2048, 128, 784, False, False),
 }
 
 
@@ -191,22 +192,23 @@ class Products:
         from fastbp._blas import gemm_rm
 
         self.limiter = _pin_threads(1)
-        m, n, k, trans_a = _PRODUCTS[product]
+        m, n, k, trans_a, trans_b = _PRODUCTS[product]
         rng = np.random.default_rng(0)
         a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
-        b = rng.standard_normal((k, n)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
         c = np.zeros(m * n, dtype)
         scratch = np.zeros(2, dtype)
         self.flops = 2.0 * m * n * k
-        self.op_a, self.b = (a.T if trans_a else a), b
+        self.op_a, self.op_b = (a.T if trans_a else a), (b.T if trans_b else b)
 
         def fastbp_product():
-            gemm_rm(trans_a, False, m, n, k, 1.0, a.ravel(), 0, a.shape[1], b.ravel(), 0, n,
-                    0.0, c, 0, n, scratch)
+            gemm_rm(trans_a, trans_b, m, n, k, 1.0, a.ravel(), 0, a.shape[1], b.ravel(), 0,
+                    b.shape[1], 0.0, c, 0, n, scratch)
 
         self.fastbp_product = fastbp_product
         fastbp_product()  # compile (or load) before timing
-        np.testing.assert_allclose(c.reshape(m, n), self.op_a @ b, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(c.reshape(m, n), self.op_a @ self.op_b, rtol=1e-3,
+                                   atol=1e-3)
 
     def teardown(self, product, dtype):
         self.limiter.restore_original_limits()
@@ -217,7 +219,7 @@ class Products:
 
     def time_numpy_matmul(self, product, dtype):
         """``numpy.matmul`` with its BLAS on one thread."""
-        np.matmul(self.op_a, self.b)
+        np.matmul(self.op_a, self.op_b)
 
     def track_gflops(self, product, dtype):
         """fastbp's product in GFLOP/s (median of 9 calls)."""
