@@ -279,7 +279,9 @@ def strip_buffer(typingctx, like):
     return array_type(like), codegen
 
 
-@jit_serial
+# Compiled apart (``fastbp._apart``): both loop nests below call it, and linked into each
+# its four tile loops were optimised once more in every caller up to ``gemm_rm``.
+@jit_serial(apart=True)
 def _row_tiles(m, a, a_start, a_row_step, a_depth_step, b, b_start, ldb, cols, depth, alpha,
                beta, c, c_start, ldc, n_vectors):
     """Every row tile of one strip of columns, for one block of ``depth`` terms (``cols <=
