@@ -358,8 +358,9 @@ def register_tiled_gemm_bt(m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c
     As ``register_tiled_gemm``, but each strip of ``B^T`` (``DEPTH`` terms by
     ``WIDE_VECTORS`` vectors of columns) is first transposed into a buffer on the stack,
     then every row tile of ``A`` streams past it. The packing is one read and one write
-    per element of ``B`` for every ``m`` rows, so it pays for large ``m`` only. Each
-    element of ``C`` is the same chain of fused multiply-adds as with ``B`` untransposed.
+    per element of ``B`` for every ``m`` rows of ``C``; measured, it beats the BLAS from 8
+    rows up (module docstring). Each element of ``C`` is the same chain of fused
+    multiply-adds as with ``B`` untransposed.
     """
     lanes = vector_lanes(c)
     wide = WIDE_VECTORS * lanes
