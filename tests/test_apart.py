@@ -162,13 +162,17 @@ print(caller(np.arange(5.0)), sum(caller.stats.cache_hits.values()))
 """
 
 
+def _write_nested_module(folder):
+    (folder / "nested_module.py").write_text(textwrap.dedent(NESTED))
+    _write_kernel(folder, "a[i] * k")
+
+
 def test_a_caller_compiled_over_a_cached_helper_keeps_the_kernel_loading(tmp_path):
     # A helper loaded from the cache gives its callers nothing to inherit (Numba keeps a
     # loaded entry's reload hooks apart from its code library): a caller compiled over
     # it was cached without the hook that loads the kernel, and its next load called
     # address 0.
-    (tmp_path / "nested_module.py").write_text(textwrap.dedent(NESTED))
-    _write_kernel(tmp_path, "a[i] * k")
+    _write_nested_module(tmp_path)
     no_cache_dir = {"NUMBA_CACHE_DIR": ""}
     assert _run(RUN_NESTED, ["first_caller"], tmp_path, no_cache_dir) == ["21.0", "0"]
     # The helper comes from the cache, the second caller is compiled over it.
@@ -181,8 +185,7 @@ def test_a_caller_compiled_over_a_cached_helper_keeps_the_kernel_loading(tmp_pat
 
 
 def test_cache_entries_of_another_format_are_not_loaded(tmp_path):
-    (tmp_path / "nested_module.py").write_text(textwrap.dedent(NESTED))
-    _write_kernel(tmp_path, "a[i] * k")
+    _write_nested_module(tmp_path)
     no_cache_dir = {"NUMBA_CACHE_DIR": ""}
     older = str(_apart.CACHE_FORMAT - 1)
     assert _run(RUN_NESTED, ["first_caller", older], tmp_path, no_cache_dir) == ["21.0", "0"]
@@ -192,8 +195,7 @@ def test_cache_entries_of_another_format_are_not_loaded(tmp_path):
 
 
 def test_the_cache_can_be_disabled(tmp_path):
-    (tmp_path / "nested_module.py").write_text(textwrap.dedent(NESTED))
-    _write_kernel(tmp_path, "a[i] * k")
+    _write_nested_module(tmp_path)
     disabled = {"NUMBA_CACHE_DIR": "", "FASTBP_DISABLE_CACHE": "1"}
     for _ in range(2):
         assert _run(RUN_NESTED, ["first_caller"], tmp_path, disabled) == ["21.0", "0"]
