@@ -625,6 +625,16 @@ def apply_update(opt_code, lr, mu, beta1, beta2, eps, l2_scale, step, chunks, gr
 # always runs serially, and the engine chooses it from the layer sizes only, so its
 # results too are independent of the thread count.
 
+@jit_serial(apart=True)
+def _runtime_zero(like):
+    """Zero in the dtype of the array ``like``, as a value its callers' optimiser cannot
+    see. LLVM turns a loop that stores a constant zero into a call to ``memset``: for the
+    few elements of a small network's row that call (and the register spills around it)
+    cost more than the stores. Measured on W1 (2-4-1, float32, the output rows' and the
+    gradient's zero fills): 0.0051-0.0055 -> 0.0049-0.0051 s (medians of 21, alternated)."""
+    return cast_like(0.0, like)
+
+
 @jit_serial(inline=True)
 def _fused_layer_input(l, r, n_in, src, src_offs, acts, act_off):
     """Row ``r``'s inputs to layer ``l`` on the fused path: its row of ``X`` (at
@@ -643,6 +653,7 @@ def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden
     # Loops index views from 0: Numba then drops its negative-index fix-up, which
     # otherwise keeps LLVM from vectorising (measured 4.6x on a 64-wide row).
     n_layers = sizes.shape[0] - 1
+    zero = _runtime_zero(theta)  # no memset call per output row (see _runtime_zero)
     # Layer by layer over the block's rows (each row's arithmetic is unchanged): one
     # activation call per layer instead of one per row.
     for l in range(n_layers):
@@ -655,7 +666,7 @@ def _fused_forward(m, src, src_offs, theta, sizes, w_off, b_off, act_off, hidden
             if is_output:
                 a_out = logits[r * n_out:(r + 1) * n_out]
                 for j in range(n_out):
-                    a_out[j] = 0.0
+                    a_out[j] = zero
             else:
                 a_out = acts[act_off[l + 1] + r * n_out:act_off[l + 1] + (r + 1) * n_out]
                 for j in range(n_out):
@@ -776,8 +787,9 @@ def _fused_batch(x_flat, Y, sw, weighted, order, start, stop, with_gradient, the
     weight_sum = _weight_sum(sw, weighted, order, start, stop)
     alpha = 1.0 / weight_sum if weight_sum > 0 else 0.0
     if with_gradient:
+        zero = _runtime_zero(grad)  # no memset call per step (see _runtime_zero)
         for i in range(grad.shape[0]):
-            grad[i] = 0.0
+            grad[i] = zero
     loss_sum = 0.0
     for b0 in range(start, stop, block_rows):
         m = min(stop, b0 + block_rows) - b0
