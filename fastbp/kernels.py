@@ -541,6 +541,19 @@ def _update_chunks(ch0, ch1, opt_code, lr, mu, beta1, beta2, eps, adam_lr, l2_sc
     b1, c1 = cast_like(beta1, theta), cast_like(1.0 - beta1, theta)
     b2, c2 = cast_like(beta2, theta), cast_like(1.0 - beta2, theta)
     step_size, eps_t = cast_like(adam_lr, theta), cast_like(eps, theta)
+    if opt_code == SGD and l2_scale == 0 and ch1 > ch0:
+        # Every chunk is then updated alike: one loop over their span (the chunks tile
+        # theta in order), the same arithmetic as below, without a set-up per chunk.
+        # Measured on W1 (17 parameters in 4 chunks, a step per 4 rows): 0.0050-0.0055 ->
+        # 0.0046-0.0052 s (medians of 21, alternated).
+        start, stop = chunks[ch0, 0], chunks[ch1 - 1, 1]
+        w, g = theta[start:stop], grad[start:stop]
+        no_l2 = cast_like(0.0, theta)
+        for i in range(stop - start):
+            w[i] -= lr_t * (g[i] + no_l2 * w[i])
+        for ch in range(ch0, ch1):
+            weight_sq[ch] = 0.0
+        return
     for ch in range(ch0, ch1):
         start, stop, is_weight = chunks[ch, 0], chunks[ch, 1], chunks[ch, 2]
         n = stop - start
