@@ -27,16 +27,19 @@ Run from the repository root::
     python bench/w1_floor.py --repeats 5 --steps 1000
 """
 import argparse
-import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from numba import njit
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if __package__ in (None, ""):
+    # Run as a script: make this work tree's bench/ and fastbp/ importable.
+    sys.path.insert(0, str(REPO_ROOT))
 
-import fastbp  # noqa: E402
+import fastbp  # noqa: E402  (needs the path set above)
 from bench import workloads  # noqa: E402
 from fastbp._exp import poly_exp  # noqa: E402
 
