@@ -300,11 +300,13 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
 
 @jit_serial(inline=True)
 def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
-                  src, src_off, src_ld, dst, dst_off, scalars):
+                  src, src_off, src_ld, dst, dst_off, scalars, check, flags):
     """Tile ``t`` of ``a = o_prev @ W + b, o = g(a)``; writes ``dst`` (and ``scalars``).
 
     For the output layer the tile spans whole rows (``dst`` is ``logits``) and the
-    caller finishes the rows with ``_output_rows``.
+    caller finishes the rows with ``_output_rows``. With ``check``, ``flags[r] = 0`` for
+    each row ``r`` of the tile with a sum ``o_prev @ W`` that is not finite (see
+    ``predict_rows``); ``flags`` is not touched otherwise.
     """
     r0, r1, c0, c1 = _tile_bounds(t, m, n_out, n_in, is_output)
     rows = r1 - r0
@@ -312,6 +314,10 @@ def _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
     gemm_rm_apart(no_trans, no_trans, rows, c1 - c0, n_in, 1.0, src, src_off + r0 * src_ld,
                   src_ld, theta, w_o + c0, n_out, 0.0, dst, dst_off + r0 * n_out + c0, n_out,
                   scalars)
+    if check:  # before the bias and g, which may hide a NaN (relu(NaN) is 0)
+        for r in range(r0, r1):
+            if not _span_finite(dst, dst_off + r * n_out + c0, c1 - c0):
+                flags[r] = 0
     if not is_output:
         _hidden_epilogue(code, theta, b_o, dst, dst_off + r0 * n_out, n_out, rows, c0, c1)
     return r0, r0 + rows
@@ -405,11 +411,11 @@ def _delta_tile(t, m, n_in, n_out, code, theta, w_o, delta, d_off, o_prev, p_off
 def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off,
                          src_ld, dst, dst_off, sc, out_code, loss_code, with_loss,
                          with_delta, weighted, ybuf, swbuf, o_buf, o_off, delta_buf,
-                         d_off, row_loss):
+                         d_off, row_loss, check, flags):
     """Forward tile ``t`` (and, on the output layer, its rows' epilogue); ``sc`` is the
-    running thread's two scratch scalars."""
+    running thread's two scratch scalars; ``check`` and ``flags`` as in ``_forward_tile``."""
     r0, r1 = _forward_tile(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
-                           src, src_off, src_ld, dst, dst_off, sc)
+                           src, src_off, src_ld, dst, dst_off, sc, check, flags)
     if is_output:
         _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_o, n_out,
                      r0, r1, dst, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss)
@@ -425,13 +431,14 @@ def _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o, sr
 @jit_serial
 def _forward_layer_ser(m, n_in, n_out, is_output, code, theta, w_o, b_o, src, src_off, src_ld,
                        dst, dst_off, scalars, out_code, loss_code, with_loss, with_delta,
-                       weighted, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss):
+                       weighted, ybuf, swbuf, o_buf, o_off, delta_buf, d_off, row_loss,
+                       check, flags):
     sc = scalars[0:2]
     for t in range(_n_tiles(m, n_out, n_in, is_output)):
         _forward_layer_tasks(t, m, n_in, n_out, is_output, code, theta, w_o, b_o,
                              src, src_off, src_ld, dst, dst_off, sc, out_code, loss_code,
                              with_loss, with_delta, weighted, ybuf, swbuf, o_buf, o_off,
-                             delta_buf, d_off, row_loss)
+                             delta_buf, d_off, row_loss, check, flags)
 
 
 @jit_serial
@@ -501,8 +508,8 @@ def _backward_region_ser(l, m, sizes, w_off, b_off, act_off, code, alpha, beta, 
 @jit_serial(inline=True)
 def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
     """Copy row ``order[start + r]`` of ``X``/``Y`` (and its weight) to row ``r`` of the
-    block buffers; returns whether the ``X`` row is finite (checked while it is in the
-    cache). Written: ``acts``, ``ybuf``, ``swbuf``."""
+    block buffers (unchecked: the first layer's products check the rows through their
+    sums, see ``_tiled_batch``). Written: ``acts``, ``ybuf``, ``swbuf``."""
     i = order[start + r]
     n_in = X.shape[1]
     n_out = Y.shape[1]
@@ -516,13 +523,12 @@ def _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
         y_dst[c] = y_row[c]
     if weighted:
         swbuf[r] = sw[i]
-    return _span_finite(acts, r * n_in, n_in)
 
 
 @jit_serial
-def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf, finite):
+def _gather_ser(m, X, Y, sw, weighted, order, start, acts, ybuf, swbuf):
     for r in range(m):
-        finite[r] = _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
+        _gather_row(r, X, Y, sw, weighted, order, start, acts, ybuf, swbuf)
 
 
 # ---------------------------------------------------------------------------
@@ -830,17 +836,22 @@ def _fused_batch(x_flat, Y, sw, weighted, order, start, stop, with_gradient, the
 def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, loss_code,
                   with_loss, with_delta, weighted, src, src_off, src_ld, acts, logits, ybuf,
                   swbuf, o_buf, o_off, deltas, row_loss, scalars, serial, threads, team,
-                  from_x, to_out):
+                  from_x, to_out, flags):
     """Forward phase for ``m`` rows whose inputs start at ``src[src_off]`` (row stride
     ``src_ld``): activation sums and outputs layer by layer, then the output layer's
     outputs into ``o_buf`` and, when asked, its error terms and the rows' errors.
+
+    The first layer's tiles check the inputs through their sums (see ``predict_rows``):
+    they set ``flags[r] = 0`` for each row ``r`` with a sum ``o_prev @ W`` that is not finite,
+    and leave the other slots as they are (the team's jobs take ``flags`` from the team).
 
     On the ``threads`` path the team's jobs name the buffers instead: ``from_x`` says
     that ``src`` is the team's flattened ``X`` (else ``acts``), ``to_out`` that ``o_buf`` is
     its output array (else ``acts``).
 
     Written: ``acts`` (hidden outputs), ``logits``, ``o_buf``, and with ``with_delta`` /
-    ``with_loss`` the output layer's block of ``deltas`` / ``row_loss``; ``scalars``.
+    ``with_loss`` the output layer's block of ``deltas`` / ``row_loss``; ``scalars``;
+    ``flags`` as above.
     """
     n_layers = sizes.shape[0] - 1
     for l in range(n_layers):
@@ -859,7 +870,8 @@ def forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
             _forward_layer_ser(m, n_in, n_out, is_output, hidden_code, theta, w_off[l],
                                b_off[l], s_buf, s_off, s_ld, dst, dst_off, scalars, out_code,
                                loss_code, with_loss, with_delta, weighted, ybuf, swbuf,
-                               o_buf, o_off, deltas, act_off[n_layers], row_loss)
+                               o_buf, o_off, deltas, act_off[n_layers], row_loss,
+                               l == 0, flags)
 
 
 @jit_serial(inline=True)
@@ -902,7 +914,7 @@ def batch_loss_and_gradient(X, Y, sw, weighted, order, start, stop, with_gradien
 
     Written: the work buffers ``acts``, ``logits``, ``ybuf``, ``swbuf``, ``deltas``,
     ``row_loss``, ``row_offs`` (the fused path's row offsets, the tiled path's per-row
-    finiteness), ``scalars``, and ``grad``.
+    verdicts on the first layer's sums), ``scalars``, and ``grad``.
 
     ``fused``, ``tiled``, ``threads``: one is ``True``, the others ``None``. ``fused`` runs
     the small-network path (``_fused_block``, always serial), ``tiled`` the tiled passes
@@ -942,8 +954,8 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
                  sgd_lr):
     """``batch_loss_and_gradient`` on the tiled path: gather, forward and backward phases
     block by block, serially (``serial``) or as jobs of the thread ``team`` (``threads``);
-    one of the two flags is ``True``, the other ``None``. ``finite`` (int64, a slot per block row)
-    receives each gathered row's finiteness.
+    one of the two flags is ``True``, the other ``None``. ``finite`` (int64, a slot per block
+    row) receives the rows' verdicts on their first-layer sums (``forward_block``).
 
     ``sgd_lr > 0`` (only for batches of one block, ``stop - start <= block_rows``): instead
     of the gradient, apply the plain SGD step ``theta -= sgd_lr * gradient`` inside the
@@ -965,14 +977,18 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
         if threads is not None:
             _team_gather(team, m, b0, weighted)
         if serial is not None:
-            _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf, finite)
+            _gather_ser(m, X, Y, sw, weighted, order, b0, acts, ybuf, swbuf)
         for r in range(m):
-            if finite[r] == 0:
-                return loss_sum, weight_sum, False
+            finite[r] = 1
         forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
                       sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], deltas,
-                      row_loss, scalars, serial, threads, team, no, no)
+                      row_loss, scalars, serial, threads, team, no, no, finite)
+        # Before any step is applied: a gathered row whose sums are not finite is checked
+        # itself (see predict_rows; a finite row whose sums overflowed trains on, as ever).
+        for r in range(m):
+            if finite[r] == 0 and not _span_finite(acts, r * sizes[0], sizes[0]):
+                return loss_sum, weight_sum, False
         if with_gradient and sgd_lr > 0:
             backward_block(m, -sgd_lr * alpha, 1.0, theta, sizes, w_off, b_off, act_off,
                            hidden_code, acts, deltas, theta, scalars, serial, threads, team,
@@ -997,18 +1013,12 @@ def _span_finite(buf, off, n):
     return ok
 
 
-@jit_serial
-def _rows_finite_ser(m, x, off, ld, n, flags):
-    for r in range(m):
-        flags[r] = _span_finite(x, off + r * ld, n)
-
-
 # ---------------------------------------------------------------------------
 # The thread team: each parallel pass is a job whose tasks the members claim (fastbp._team)
 # ---------------------------------------------------------------------------
 
 # Job kinds, the job's slots in ``team_i`` (from ``JOB_BASE``) and in ``team_f``.
-JOB_GATHER, JOB_FORWARD, JOB_BACKWARD, JOB_UPDATE, JOB_ROWS_FINITE = 1, 2, 3, 4, 5
+JOB_GATHER, JOB_FORWARD, JOB_BACKWARD, JOB_UPDATE = 1, 2, 3, 4
 (J_KIND, J_M, J_L, J_START, J_WITH_LOSS, J_WITH_DELTA, J_WEIGHTED, J_FROM_X, J_SRC_OFF,
  J_SRC_LD, J_TO_OUT, J_O_OFF, J_INTO_THETA, J_HIDDEN, J_OUT_CODE, J_LOSS_CODE,
  J_OPT_CODE) = range(JOB_BASE, JOB_BASE + 17)
@@ -1048,11 +1058,11 @@ def _team_of_impl(threads, n_team, team_i, team_f, X, Y, sw, order, x_flat, o_fl
     return team
 
 
-# Jobs over independent units (the rows of a gather or finiteness check, the chunks of
-# an update) run as at most this many tasks per member, each a contiguous span of units
-# (rows: at least TEAM_MIN_ROWS_PER_TASK): a claim is an atomic compare-and-swap, about as
-# dear as gathering one row, and W4's update would otherwise be about 900 tasks. A few
-# tasks per member still let the others take over the share of one that is paused.
+# Jobs over independent units (the rows of a gather, the chunks of an update) run as at
+# most this many tasks per member, each a contiguous span of units (rows: at least
+# TEAM_MIN_ROWS_PER_TASK): a claim is an atomic compare-and-swap, about as dear as
+# gathering one row, and W4's update would otherwise be about 900 tasks. A few tasks per
+# member still let the others take over the share of one that is paused.
 TEAM_TASKS_PER_MEMBER = 8
 TEAM_MIN_ROWS_PER_TASK = 8
 
@@ -1062,7 +1072,7 @@ def _team_n_tasks(team_i, n, sizes, chunks):
     """The number of tasks of the job in ``team_i`` for a team of ``n`` (member 0, before
     posting it)."""
     kind, m, l = team_i[J_KIND], team_i[J_M], team_i[J_L]
-    if kind == JOB_GATHER or kind == JOB_ROWS_FINITE:
+    if kind == JOB_GATHER:
         return min(_cdiv(m, TEAM_MIN_ROWS_PER_TASK), TEAM_TASKS_PER_MEMBER * n)
     if kind == JOB_FORWARD:
         is_output = l == sizes.shape[0] - 2
@@ -1112,13 +1122,7 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
         if kind == JOB_GATHER:
             r0, r1 = _unit_span(task, n_tasks, m)
             for r in range(r0, r1):
-                flags[r] = _gather_row(r, X, Y, sw, weighted, order, team_i[J_START], acts,
-                                       ybuf, swbuf)
-        elif kind == JOB_ROWS_FINITE:
-            r0, r1 = _unit_span(task, n_tasks, m)
-            for r in range(r0, r1):
-                flags[r] = _span_finite(x_flat, team_i[J_SRC_OFF] + r * team_i[J_SRC_LD],
-                                        sizes[0])
+                _gather_row(r, X, Y, sw, weighted, order, team_i[J_START], acts, ybuf, swbuf)
         elif kind == JOB_FORWARD:
             _forward_layer_tasks(task, m, sizes[l], sizes[l + 1], is_output, team_i[J_HIDDEN],
                                  theta, w_off[l], b_off[l],
@@ -1129,7 +1133,7 @@ def _team_tasks(tid, n, team_i, team_f, bufs):
                                  team_i[J_LOSS_CODE], team_i[J_WITH_LOSS] != 0,
                                  team_i[J_WITH_DELTA] != 0, weighted, ybuf, swbuf,
                                  o_flat if team_i[J_TO_OUT] != 0 else acts, team_i[J_O_OFF],
-                                 deltas, act_off[n_layers], row_loss)
+                                 deltas, act_off[n_layers], row_loss, l == 0, flags)
         elif kind == JOB_BACKWARD:
             _backward_region_task(task, l, n_dt, n_wa, n_wb, m, sizes, w_off, b_off, act_off,
                                   team_i[J_HIDDEN], team_f[F_ALPHA], team_f[F_BETA], theta,
@@ -1189,13 +1193,6 @@ def _team_gather(team, m, start, weighted):
 
 
 @jit_serial(inline=True)
-def _team_rows_finite(team, m, off, ld):
-    team_i = team[1]
-    team_i[J_M], team_i[J_SRC_OFF], team_i[J_SRC_LD] = m, off, ld
-    _team_run(team, JOB_ROWS_FINITE)
-
-
-@jit_serial(inline=True)
 def _team_forward(team, m, l, with_loss, with_delta, weighted, from_x, src_off, src_ld,
                   to_out, o_off, hidden_code, out_code, loss_code):
     team_i = team[1]
@@ -1235,9 +1232,13 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
     ``team_f`` describe the thread team, as in ``batch_loss_and_gradient``.
 
     Returns ``True``, or ``False`` (at once, with ``out`` incomplete) when a row of ``X``
-    holds NaN or infinity. The check runs on each block just before its products: the
-    block is then in the cache for them, where a separate pass over ``X`` cost 11% of a
-    784-128-10 prediction (W5, float32, 2 threads: 0.086 -> 0.076 s).
+    holds NaN or infinity. On the tiled paths the first layer's tiles check their sums
+    ``X @ W`` instead of ``X``: a NaN or infinity in a row makes each of the row's sums NaN
+    or infinite (``W`` is finite; ``inf * 0`` is NaN), and the sums are fewer and in the
+    cache. Only a row with a sum that is not finite (an overflow, or a bad input) has its
+    ``X`` row checked. A pass over each block of ``X`` before the products cost 3-4% of a
+    784-128-10 prediction (W5, float32, 2 threads: medians 0.0630-0.0632 s against
+    0.0604-0.0618 s without it).
 
     Written: ``out`` (``(n_rows, n_outputs)``, C-contiguous) and the work buffers.
     """
@@ -1274,19 +1275,18 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
                          row0, m, logits, logits, logits, o_flat, b0 * n_out, logits, row0,
                          logits)
         if tiled is not None or threads is not None:
-            # ``row_offs`` (unused on this path) receives the per-row verdicts.
-            if threads is not None:
-                _team_rows_finite(team, m, b0 * n_in, n_in)
-            if tiled is not None:
-                _rows_finite_ser(m, x_flat, b0 * n_in, n_in, n_in, row_offs)
+            # ``row_offs`` (unused on this path) receives the rows' verdicts on their sums.
             for r in range(m):
-                finite &= row_offs[r] != 0
-            if not finite:
-                break
+                row_offs[r] = 1
             forward_block(m, theta, sizes, w_off, b_off, act_off, hidden_code, out_code,
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                           logits, o_flat, b0 * n_out, logits, logits, scalars, tiled,
-                          threads, team, yes, yes)
+                          threads, team, yes, yes, row_offs)
+            for r in range(m):
+                if row_offs[r] == 0 and not _span_finite(x_flat, (b0 + r) * n_in, n_in):
+                    finite = False
+            if not finite:
+                break
     if threads is not None:
         _team_stop(team)
     return finite
@@ -1341,7 +1341,7 @@ def train_steps(X, Y, sw, weighted, shuffle, n_epochs, batch_size, max_steps,
     If a batch error or a parameter becomes non-finite, the parameters and optimizer
     state are restored from the backups (the end of the last completed epoch) and
     ``progress[STATUS]`` is set to ``DIVERGED``. A row of ``X`` that holds NaN or infinity
-    (each batch's rows are checked as they are read; every row is read in an epoch) gets
+    (each batch's rows are checked before its step; every row is read in an epoch) gets
     the same roll-back and ``NON_FINITE_INPUT``. When all ``n_epochs`` are done the status
     is ``FINISHED``. Returns nothing. The path flags and the thread team (``tid``,
     ``n_team``, ``team_i``, ``team_f``) are as in ``batch_loss_and_gradient``.

@@ -86,6 +86,49 @@ def test_predict_rejects_non_finite_rows_in_any_block(path, row, bad):
     np.testing.assert_array_equal(net.predict(X), before)  # the network is unchanged
 
 
+def _network_on(path, layer_sizes, **kwargs):
+    net = Network(layer_sizes, random_state=0, n_threads=2, **kwargs)
+    net._engine.fused = path == "fused"
+    net._engine._parallel = lambda rows: path == "threaded tiles"
+    return net
+
+
+# The tiled paths check X through the first layer's sums X @ W: every sum of a row holding
+# NaN or infinity is NaN or infinite, even through a zero weight (inf * 0 is NaN), and in a
+# network without hidden layers, where the first layer is the output layer.
+@pytest.mark.parametrize("path", ["fused", "serial tiles", "threaded tiles"])
+@pytest.mark.parametrize("layer_sizes", [[40, 300, 10], [40, 10]])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_found_through_zero_weights(path, layer_sizes, bad):
+    net = _network_on(path, layer_sizes)
+    net.weights[0][7] = 0.0  # input 7 reaches no unit
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((1500, 40))
+    Y = rng.standard_normal((1500, 10))
+    X[1100, 7] = bad
+    weights = [w.copy() for w in net.weights]
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.predict(X)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        net.fit(X, Y, epochs=1, batch_size=200)
+    for w, w0 in zip(net.weights, weights):
+        np.testing.assert_array_equal(w, w0)
+
+
+# A finite X whose sums overflow is not bad input: predict returns (the outputs are then
+# not finite) and fit reports divergence, as the arithmetic does on every path.
+@pytest.mark.parametrize("path", ["fused", "serial tiles", "threaded tiles"])
+def test_overflowing_sums_of_finite_input_are_not_reported_as_bad_input(path):
+    net = _network_on(path, [40, 300, 10], hidden_activation="relu")
+    net.weights[0][:] = np.abs(net.weights[0]) + 1.0  # 40 terms of over 1e308: inf
+    X = np.random.default_rng(3).standard_normal((1500, 40))
+    X[1100, :] = 1e308
+    out = net.predict(X)
+    assert np.isfinite(out[:1100]).all() and not np.isfinite(out[1100]).all()
+    with pytest.raises(fastbp.TrainingDiverged):
+        net.fit(X, np.zeros((1500, 10)), epochs=1, batch_size=200)
+
+
 # fit, loss and gradients check X inside the compiled calls too, as they read each batch:
 # a bad row anywhere (later block, last row, mid-batch) raises, and a failed fit leaves
 # the parameters and the shuffling stream as they were.
