@@ -230,17 +230,18 @@ def _output_rows(out_code, loss_code, with_loss, with_delta, weighted, theta, b_
     for r in range(r0, r1):
         z = logits[r * n_out:(r + 1) * n_out]
         out = o_buf[o_off + r * n_out:o_off + (r + 1) * n_out]
-        log_total = 0.0
+        total = 1.0
         if out_code == SOFTMAX:
-            zmax = _row_max(z)  # again: cheaper than a buffer to keep it in
             total = 0.0
             for c in range(n_out):
                 total += out[c]
             for c in range(n_out):
                 out[c] /= total
-            log_total = zmax + np.log(total)
         if not (with_loss or with_delta):
-            continue
+            continue  # prediction: no log of the total
+        log_total = 0.0
+        if out_code == SOFTMAX:
+            log_total = _row_max(z) + np.log(total)  # again: cheaper than a buffer for it
         y = ybuf[r * n_out:(r + 1) * n_out]
         err = 0.0
         if loss_code == MSE:
