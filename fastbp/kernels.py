@@ -985,11 +985,9 @@ def _tiled_batch(X, Y, sw, weighted, order, start, stop, with_gradient, theta, s
                       loss_code, with_loss, with_gradient, weighted, acts, input_off,
                       sizes[0], acts, logits, ybuf, swbuf, acts, act_off[n_layers], deltas,
                       row_loss, scalars, serial, threads, team, no, no, finite)
-        # Before any step is applied: a gathered row whose sums are not finite is checked
-        # itself (see predict_rows; a finite row whose sums overflowed trains on, as ever).
-        for r in range(m):
-            if finite[r] == 0 and not _span_finite(acts, r * sizes[0], sizes[0]):
-                return loss_sum, weight_sum, False
+        # Before any step is applied (a finite row whose sums overflowed trains on, as ever).
+        if not _flagged_rows_finite(m, finite, acts, 0, sizes[0], sizes[0]):
+            return loss_sum, weight_sum, False
         if with_gradient and sgd_lr > 0:
             backward_block(m, -sgd_lr * alpha, 1.0, theta, sizes, w_off, b_off, act_off,
                            hidden_code, acts, deltas, theta, scalars, serial, threads, team,
@@ -1012,6 +1010,17 @@ def _span_finite(buf, off, n):
     for j in range(n):
         ok &= np.isfinite(span[j])
     return ok
+
+
+@jit_serial(inline=True)
+def _flagged_rows_finite(m, flags, x, off, ld, n):
+    """After the first layer's products flagged rows by their sums (``_forward_tile``):
+    are the rows with ``flags[r] == 0`` finite themselves? Row ``r`` of the layer's input
+    is ``x[off + r * ld:off + r * ld + n]``; only the flagged rows are read."""
+    for r in range(m):
+        if flags[r] == 0 and not _span_finite(x, off + r * ld, n):
+            return False
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -1283,9 +1292,7 @@ def predict_rows(X, theta, sizes, w_off, b_off, act_off, hidden_code, out_code, 
                           any_loss, no, no, no, x_flat, b0 * n_in, n_in, acts, logits, logits,
                           logits, o_flat, b0 * n_out, logits, logits, scalars, tiled,
                           threads, team, yes, yes, row_offs)
-            for r in range(m):
-                if row_offs[r] == 0 and not _span_finite(x_flat, (b0 + r) * n_in, n_in):
-                    finite = False
+            finite = _flagged_rows_finite(m, row_offs, x_flat, b0 * n_in, n_in, n_in)
             if not finite:
                 break
     if threads is not None:
