@@ -46,6 +46,7 @@ from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, C
 from ._colsum import scaled_column_sums
 from ._config import jit_serial
 from ._exp import poly_exp
+from ._gemm import REGISTER_TILES
 from ._rng import permute_inplace
 from ._team import (JOB_BASE, JOB_SLOTS, N_TASKS, claim_task, finish_job, post_job, report_done,
                     stop_team, wait_for_job)
@@ -63,18 +64,23 @@ def _cdiv(a, b):
 @jit_serial(entry=True)
 def tile_rows(m, k):
     """Rows per tile for an ``m x n`` output with inner dimension ``k``: ``m`` split into a
-    power-of-two number of equal tiles of at most 256 rows (when ``m`` and ``k`` are both
-    at least 256) or 64 rows (otherwise)."""
-    # Measured on 2 cores (single-threaded OpenBLAS sgemm per tile, whole runs): 256-row
-    # tiles took W4 from 119 to 154 GFLOP/s against 128-row tiles (a 128 x 1024 x 1024
-    # sgemm runs at 75 GFLOP/s on one core, 256 x 1024 x 512 at 93), and W3/W5 gained
-    # 5-10%. When the product is small the extra tiles balance the threads better than
-    # bigger tiles compute. Equal tiles in a power-of-two number give 2, 4, 8 or 16
-    # threads the same share: W3's weight gradient (784 rows) as 16 tiles of 49 rows
-    # instead of 12 of 64 and one of 16 took W3 from 0.227 to 0.193 s. The price of big
-    # tiles: a 256-row batch of a 1024-wide layer has only 4 forward tiles, so more than
-    # 4-8 threads cannot all work on it.
-    target = 256 if m >= 256 and k >= 256 else 64
+    power-of-two number of equal tiles of at most 256 rows or, on CPUs with fastbp's
+    register tiles when ``m`` or ``k`` is below 256, 64 rows."""
+    # With register tiles (measured on a 2-core Zen 4, single-threaded OpenBLAS sgemm per
+    # tile before them): 256-row tiles took W4 from 119 to 154 GFLOP/s against 128-row
+    # tiles, and W3/W5 gained 5-10%. When the product is small the extra tiles balance
+    # the threads better than bigger tiles compute. Equal tiles in a power-of-two number
+    # give 2, 4, 8 or 16 threads the same share: W3's weight gradient (784 rows) as 16
+    # tiles of 49 rows instead of 12 of 64 and one of 16 took W3 from 0.227 to 0.193 s.
+    # Without register tiles every product is a BLAS call, and each call packs its
+    # operands again: a tile of the weight gradient packs all of ``delta``, a row tile of
+    # the forward sums all of ``W``. On a 2-core Zen 3 (AVX2) OpenBLAS's copies took 34%
+    # of W3's samples with 64-row tiles (17% with one whole-product call per product);
+    # 256-row tiles and the column split of ``tile_cols`` took W3 from 0.280-0.320 s to
+    # 0.234-0.276 s (medians of 9, four alternations).
+    # The price of big tiles: a 256-row batch of a 1024-wide layer has only 4 forward
+    # tiles, so more than 4-8 threads cannot all work on it.
+    target = 256 if m >= 256 and k >= 256 or not REGISTER_TILES else 64
     n = 1
     while n * target < m:
         n *= 2
@@ -82,19 +88,26 @@ def tile_rows(m, k):
 
 
 @jit_serial(entry=True)
-def tile_cols(n, k):
-    """Columns per tile for an output with ``n`` columns and inner dimension ``k``."""
+def tile_cols(m, n, k):
+    """Columns per tile for an ``m x n`` output with inner dimension ``k``."""
     # A short inner dimension (weight gradients: k = batch rows) makes each BLAS call
     # cheap, so wider tiles amortise its packing: 512 columns measured 151-172 GFLOP/s
     # on W4's weight gradients against 124-162 with 256.
-    return min(n, 512 if k <= 256 else 256)
+    if k <= 256:
+        return min(n, 512)
+    if REGISTER_TILES or tile_rows(m, k) < m:
+        return min(n, 256)
+    # One row tile on the BLAS: two column tiles rather than one, each packing half of
+    # ``W`` (W3's profile: OpenBLAS packs ``W`` at about three times the cost per element
+    # of the rows of ``o_prev``, which each column tile packs again).
+    return min(n, 256, _cdiv(_cdiv(n, 2), 16) * 16)
 
 
 @jit_serial
 def _n_tiles(rows, cols, inner, whole_rows):
     """Number of tiles of a ``rows x cols`` product with inner dimension ``inner``
     (``whole_rows``: one tile spans every column, as the output layer needs)."""
-    tc = cols if whole_rows else tile_cols(cols, inner)
+    tc = cols if whole_rows else tile_cols(rows, cols, inner)
     return _cdiv(rows, tile_rows(rows, inner)) * _cdiv(cols, tc)
 
 
@@ -102,7 +115,7 @@ def _n_tiles(rows, cols, inner, whole_rows):
 def _tile_bounds(t, rows, cols, inner, whole_rows):
     """``(r0, r1, c0, c1)``: the rows and columns of tile ``t`` (tiles numbered row-major)."""
     tr = tile_rows(rows, inner)
-    tc = cols if whole_rows else tile_cols(cols, inner)
+    tc = cols if whole_rows else tile_cols(rows, cols, inner)
     n_col_tiles = _cdiv(cols, tc)
     r0 = (t // n_col_tiles) * tr
     c0 = (t % n_col_tiles) * tc

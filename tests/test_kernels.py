@@ -238,12 +238,34 @@ def test_register_tiles_follow_numbas_target_cpu(monkeypatch):
     assert not gemm_module._target_has_512_bit_vectors()
 
 
-def test_tiles_depend_on_shape_only():
-    assert tile_rows(256, 1024) == 256
-    assert tile_rows(128, 784) == 64
-    assert tile_rows(784, 128) == 49 and tile_rows(784, 256) == 196  # 16 and 4 equal tiles
-    assert tile_rows(4, 2) == 4
-    assert tile_cols(1024, 784) == 256 and tile_cols(1024, 256) == 512 and tile_cols(10, 64) == 10
+@pytest.mark.parametrize("register_tiles", [True, False])
+def test_tiles_depend_on_shape_only(monkeypatch, register_tiles):
+    # Both policies, whatever this CPU has: the Python bodies read the module's constant.
+    monkeypatch.setattr(kernels_module, "REGISTER_TILES", register_tiles)
+    monkeypatch.setattr(kernels_module, "tile_rows", tile_rows.py_func)
+    monkeypatch.setattr(kernels_module, "_cdiv", kernels_module._cdiv.py_func)
+    rows, cols = tile_rows.py_func, tile_cols.py_func
+    assert rows(256, 1024) == 256 and rows(1024, 784) == 256 and rows(4, 2) == 4
+    assert cols(256, 1024, 784) == 256 and cols(256, 1024, 256) == 512
+    assert cols(128, 10, 64) == 10
+    if register_tiles:
+        assert rows(128, 784) == 64
+        assert rows(784, 128) == 49 and rows(784, 256) == 196  # 16 and 4 equal tiles
+        assert cols(128, 128, 784) == 128
+    else:
+        # Fewer, bigger BLAS calls: each packs its operands again.
+        assert rows(128, 784) == 128
+        assert rows(784, 128) == 196 and rows(784, 256) == 196
+        assert cols(128, 128, 784) == 64  # one row tile: the columns in two
+        assert cols(128, 300, 784) == 160 and cols(1024, 128, 784) == 128
+
+
+def test_compiled_tile_policy_is_this_cpus(monkeypatch):
+    shapes = [(128, 128, 784), (784, 128, 128), (256, 1024, 1024), (32, 64, 64)]
+    compiled = [(tile_rows(m, k), tile_cols(m, n, k)) for m, n, k in shapes]
+    monkeypatch.setattr(kernels_module, "_cdiv", kernels_module._cdiv.py_func)
+    assert compiled == [(tile_rows.py_func(m, k), tile_cols.py_func(m, n, k))
+                        for m, n, k in shapes]
 
 
 def test_compiled_and_python_shuffles_agree():
