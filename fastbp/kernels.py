@@ -18,7 +18,8 @@ block's targets and sample weights; ``row_loss`` each row's (weighted) error.
 Parallelism and determinism
 ---------------------------
 Every matrix product is cut into tiles whose shape depends only on the product's
-shape (``tile_rows``/``tile_cols``), never on the thread count. Each tile is computed
+shape and on whether the CPU has fastbp's register tiles (``tile_rows``/``tile_cols``),
+never on the thread count. Each tile is computed
 by one thread, start to finish, and each thread writes only its own tiles; sums over
 rows (bias gradients, the batch loss) run serially in a fixed order. The team's jobs
 (``_team_tasks``) and the serial passes (``*_ser``) call the same tile functions, so
