@@ -4,9 +4,11 @@ Every matrix in fastbp's kernels lives in a flat 1-D buffer and is described by
 ``(buffer, offset, leading_dimension)``; a tile of a matrix is then just another
 offset. ``gemm_rm`` computes ``C = alpha * op(A) @ op(B) + beta * C`` on such
 tiles in row-major convention. Tiny products go to plain loops, where a call costs more
-than the arithmetic; on CPUs with 512-bit vectors, products with ``B`` not transposed go
-to fastbp's own register tiles (``fastbp._gemm``), faster there than the BLAS; the others
-to the BLAS ``?gemm`` that Numba itself uses (SciPy's, through ``numba_xxgemm``).
+than the arithmetic. Where fastbp's own register tiles (``fastbp._gemm``) are faster than
+the BLAS, products with ``A`` or ``B`` (not both) transposed go to them: the large ones on
+CPUs with 512-bit vectors, the small and middling ones on CPUs with AVX2
+(``takes_register_tiles``). The others go to the BLAS ``?gemm`` that Numba itself uses
+(SciPy's, through ``numba_xxgemm``).
 
 The BLAS must run single-threaded while kernels call it (``fastbp._threads``
 arranges that): fastbp parallelises over tiles itself, so that each tile is
@@ -19,8 +21,7 @@ from numba.np.numpy_support import as_dtype
 
 from ._apart import call_apart
 from ._config import jit_serial
-from ._gemm import (REGISTER_TILE_PRODUCT, REGISTER_TILES, register_tiled_gemm,
-                    register_tiled_gemm_bt)
+from ._gemm import register_tiled_gemm, register_tiled_gemm_bt, takes_register_tiles
 
 _xxgemm_f32 = _BLAS().numba_xxgemm(types.float32)
 _xxgemm_f64 = _BLAS().numba_xxgemm(types.float64)
@@ -113,9 +114,10 @@ def gemm_rm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
     Notes
     -----
     ``c`` is written. Small products (fewer than ``SMALL_PRODUCT`` multiply-adds) use plain
-    loops; the others register tiles (CPUs with 512-bit vectors, ``A`` or ``B`` or neither
-    transposed) or the BLAS. The choice depends on the shape and the CPU only, so the result
-    for a given shape never depends on the thread count.
+    loops; the others register tiles (``A`` or ``B`` or neither transposed, sizes as
+    ``fastbp._gemm.takes_register_tiles`` says for this CPU) or the BLAS. The choice
+    depends on the shape, the dtype and the CPU only, so the result for a given shape never
+    depends on the thread count.
     """
     if m == 0 or n == 0:
         return
@@ -123,7 +125,7 @@ def gemm_rm(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
         _gemm_loops(trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb,
                     beta, c, c_off, ldc)
         return
-    if REGISTER_TILES and m * n * k >= REGISTER_TILE_PRODUCT:
+    if takes_register_tiles(m, n, k, c):
         if not trans_b:
             register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta,
                                 c, c_off, ldc)

@@ -1,14 +1,18 @@
-"""fastbp's own register-tiled matrix product, for CPUs with 512-bit vectors.
+"""fastbp's own register-tiled matrix product, in 512-bit vectors (AVX-512) or 256-bit
+vectors (AVX2).
 
 Measured on the 2-core AMD Zen 4 machine (one core, float32, GFLOP/s), OpenBLAS's
 AVX-512 kernels reach 83-101 on the products of the standard workloads, and the loop
 below 100-111 (see ``register_tiled_gemm``); its inner loop alone, on operands in cache,
-runs at 115, the core's peak of 32 float32 multiply-adds per cycle.
+runs at 115, the core's peak of 32 float32 multiply-adds per cycle. On the 2-core Zen 3
+(AVX2), the 256-bit tiles beat OpenBLAS on small and middling products only
+(``HALF_WIDTH_TILE_LIMIT``); ``takes_register_tiles`` routes the products.
 
 The product ``C = alpha * op(A) @ B + beta * C`` is computed in tiles of ``TILE_ROWS``
-rows and ``WIDE_VECTORS`` vectors of columns (6 x 64 float32 or 6 x 32 float64): 24
-vector accumulators, each step of the inner loop loading 4 vectors of a row of ``B`` and
-broadcasting 6 elements of ``A`` into 24 fused multiply-adds. ``A`` is read in place,
+rows and ``WIDE_VECTORS`` vectors of columns (6 x 64 float32 or 6 x 32 float64 with
+512-bit vectors, 6 x 16 or 6 x 8 with 256-bit ones): 24 (12) vector accumulators, each
+step of the inner loop loading 4 (2) vectors of a row of ``B`` and broadcasting 6
+elements of ``A`` into 24 (12) fused multiply-adds. ``A`` is read in place,
 row-major or transposed (its elements are broadcast one by one, so either layout is one
 stride), and so is ``B``: no packing, no scratch memory. ``B`` transposed (the delta
 recursion's ``delta @ W^T``) would need a gather per vector: ``register_tiled_gemm_bt``
@@ -33,39 +37,79 @@ from ._config import jit_serial
 from ._team import element_pointer, splat
 
 TILE_ROWS = 6
-WIDE_VECTORS = 4
 # Terms of the inner dimension per pass over a strip of B: 256 rows of 64 float32 (64 KiB)
 # stay in the L2 cache while every row tile of A streams past them. Measured, one core,
 # float32 GFLOP/s on W4's three shapes with B not transposed: 128 terms 88-100, 256 terms
 # 103-107, 512 terms 101-108, the whole inner dimension at once 99-105.
 DEPTH = 256
-_VECTOR_BYTES = 64
-# Multiply-adds from which a product goes to the register tiles rather than the BLAS. Below
-# it the rows of the last tile past the product's (a 6-row tile computes 6) and the
-# per-tile set-up weigh more: measured, one core, float32, us per product, register tiles
-# against OpenBLAS: 32 x 64 x 256 10.3 / 9.0, 49 x 128 x 128 (A transposed) 15.7 / 14.3,
-# 96 x 96 x 96 16.1 / 15.5; above it 100 x 50 x 300 35.3 / 35.9, 128 x 128 x 128 41.4 /
-# 49.0, 64 x 128 x 784 117 / 151.
+# Multiply-adds from which a product goes to the 512-bit register tiles rather than the
+# BLAS. Below it the rows of the last tile past the product's (a 6-row tile computes 6)
+# and the per-tile set-up weigh more: measured, one core, float32, us per product,
+# register tiles against OpenBLAS: 32 x 64 x 256 10.3 / 9.0, 49 x 128 x 128 (A transposed)
+# 15.7 / 14.3, 96 x 96 x 96 16.1 / 15.5; above it 100 x 50 x 300 35.3 / 35.9, 128 x 128 x
+# 128 41.4 / 49.0, 64 x 128 x 784 117 / 151.
 REGISTER_TILE_PRODUCT = 1 << 20
+# With 256-bit vectors (AVX2), the other way round: the register tiles win on small and
+# middling products, where OpenBLAS's packing of both operands on every call weighs most,
+# and lose on large ones. Measured on a 2-core Zen 3, one core, operands in cache, GFLOP/s
+# tiles / OpenBLAS (medians of 15, alternated): float32 32 x 64 x 64 77 / 46, 64 x 64 x 32
+# (A transposed) 73 / 49, 32 x 10 x 64 42 / 32, 128 x 64 x 784 87 / 72, 196 x 128 x 128
+# (A transposed) 85 / 73, 256 x 128 x 784 77 / 80, 256 x 256 x 1024 68 / 81; float64
+# 32 x 64 x 64 35 / 33, 128 x 10 x 128 19 / 15, 49 x 128 x 128 (A transposed) 28 / 26,
+# 128 x 128 x 784 27 / 31. Products below these many multiply-adds (float32, float64) go
+# to the 256-bit tiles.
+HALF_WIDTH_TILE_LIMIT = (1 << 24, 1 << 20)
 
 
-def _target_has_512_bit_vectors():
-    """Whether Numba compiles for a CPU with AVX-512F (its target, not just the host)."""
+def _target_features():
+    """The CPU features Numba compiles for (its target, not just the host), or ``None`` for
+    a named (portable) target, whose features are not guessed."""
     if config.CPU_FEATURES is not None:
-        return "+avx512f" in config.CPU_FEATURES.split(",")
+        return {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
     if config.CPU_NAME not in (None, "host"):
-        return False  # a named (portable) target: do not guess its features
-    return bool(llvm_binding.get_host_cpu_features().get("avx512f", False))
+        return None
+    return {name for name, on in llvm_binding.get_host_cpu_features().items() if on}
 
 
-# Numba's cache keys compiled code by the target CPU and its features, so a constant taken
-# from them is never stale in a cached kernel. Without 512-bit vectors the tile's 24
-# accumulators would not fit in the registers: the BLAS is faster there.
-REGISTER_TILES = _target_has_512_bit_vectors()
+def _target_vector_bytes():
+    """Bytes per vector of the register tiles on Numba's target CPU: 64 with AVX-512F, 32
+    with AVX2 and FMA, 0 (no register tiles: the BLAS does every product) otherwise."""
+    features = _target_features() or set()
+    if "avx512f" in features:
+        return 64
+    if {"avx2", "fma"} <= features:
+        return 32
+    return 0
+
+
+# Numba's cache keys compiled code by the target CPU and its features, so constants taken
+# from them are never stale in a cached kernel. A tile holds TILE_ROWS x WIDE_VECTORS vector
+# accumulators: 24 of AVX-512's 32 registers, 12 of AVX2's 16 (the rest hold the row of B
+# and the broadcast element of A). Without either the tiles still compile, in 256-bit
+# vectors (the tests run them), but no product is sent to them.
+_TARGET_VECTOR_BYTES = _target_vector_bytes()
+# The register tiles take the large products (and the tiling of ``fastbp.kernels``
+# follows them): only with 512-bit vectors.
+REGISTER_TILES = _TARGET_VECTOR_BYTES == 64
+_VECTOR_BYTES = 64 if REGISTER_TILES else 32
+WIDE_VECTORS = 4 if REGISTER_TILES else 2
+
+
+@jit_serial
+def takes_register_tiles(m, n, k, c):
+    """Whether an ``m x n`` product with inner dimension ``k`` and output ``c`` goes to the
+    register tiles rather than the BLAS (the shape, dtype and CPU decide, never threads)."""
+    if _TARGET_VECTOR_BYTES == 64:
+        return m * n * k >= REGISTER_TILE_PRODUCT
+    if _TARGET_VECTOR_BYTES == 32:
+        limit = HALF_WIDTH_TILE_LIMIT[0] if c.itemsize == 4 else HALF_WIDTH_TILE_LIMIT[1]
+        return m * n * k < limit
+    return False
 
 
 def vector_lanes(arr):
-    """Elements of ``arr``'s dtype per 512-bit vector, a compile-time constant (nopython)."""
+    """Elements of ``arr``'s dtype per vector of the register tiles, a compile-time
+    constant (nopython)."""
     raise NotImplementedError  # only the nopython overload below exists
 
 
@@ -94,9 +138,14 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
     integer. ``a``, ``b``, ``c`` are contiguous 1-D arrays of one float dtype (``a`` and
     ``b`` may be read-only); ``alpha`` and ``beta`` are float64, rounded to that dtype
     first (as the BLAS takes them), and the arithmetic is in that dtype. Only the tile's
-    own elements are read or written (the last vector of a row is masked; rows past
-    ``rows`` repeat the last row's loads and are not stored). No bounds checks: the
-    caller guarantees the indices. Nopython only.
+    own elements are read or written (rows past ``rows`` repeat the last row's loads and
+    are not stored; when ``cols`` is not a whole number of vectors, the last vector of a
+    row is masked). No bounds checks: the caller guarantees the indices. Nopython only.
+
+    The loop exists twice, with the last vector masked and with plain loads and stores
+    only: AVX2's masked loads and stores cost several plain ones, and masking every
+    vector kept the 256-bit tiles below OpenBLAS (one core, float32, 32 x 64 x 64: 55
+    GFLOP/s against 78 unmasked; 128 x 128 x 784: 61 against 83).
     """
     def flat(array):
         return (isinstance(array, types.Array) and array.ndim == 1 and array.layout == "C"
@@ -154,38 +203,64 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
             row = builder.select(builder.icmp_signed("<", index(i), rows_v), index(i), last_row)
             a_rows.append(builder.gep(a_first, [builder.mul(row, a_row_v)]))
         b_first = element_pointer(context, builder, b_type, b_v, b_start_v)
-        acc = [[cgutils.alloca_once_value(builder, zeros) for _ in range(n_vec)]
-               for _ in range(TILE_ROWS)]
-        with cgutils.for_range(builder, depth_v) as loop:
-            b_row = builder.gep(b_first, [builder.mul(loop.index, b_depth_v)])
-            b_vectors = [builder.call(masked_load, [builder.gep(b_row, [index(v * lanes)]),
-                                                    align, masks[v], zeros])
-                         for v in range(n_vec)]
-            a_step = builder.mul(loop.index, a_depth_v)
-            for i in range(TILE_ROWS):
-                a_value = splat(builder, builder.load(builder.gep(a_rows[i], [a_step])), lanes)
-                for v in range(n_vec):
-                    builder.store(builder.call(fma, [a_value, b_vectors[v],
-                                                     builder.load(acc[i][v])]), acc[i][v])
-
-        if c_type.dtype == types.float32:
-            alpha_v = builder.fptrunc(alpha_v, element)
-            beta_v = builder.fptrunc(beta_v, element)
-        alpha_vec = splat(builder, alpha_v, lanes)
-        beta_vec = splat(builder, beta_v, lanes)
-        keep = builder.fcmp_unordered("!=", beta_v, ir.Constant(element, 0.0))
         c_first = element_pointer(context, builder, c_type, c_v, c_start_v)
-        for i in range(TILE_ROWS):
-            with builder.if_then(builder.icmp_signed("<", index(i), rows_v)):
-                c_row = builder.gep(c_first, [builder.mul(index(i), ldc_v)])
-                for v in range(n_vec):
-                    where = builder.gep(c_row, [index(v * lanes)])
-                    scaled = builder.fmul(alpha_vec, builder.load(acc[i][v]))
-                    old = builder.call(masked_load, [where, align, masks[v], zeros])
-                    kept = builder.fadd(scaled, builder.fmul(beta_vec, old))
-                    # beta == 0 ignores C's old values, NaN included (BLAS semantics).
-                    builder.call(masked_store, [builder.select(keep, kept, scaled), where,
-                                                align, masks[v]])
+        if c_type.dtype == types.float32:
+            alpha_s = builder.fptrunc(alpha_v, element)
+            beta_s = builder.fptrunc(beta_v, element)
+        else:
+            alpha_s, beta_s = alpha_v, beta_v
+        alpha_vec = splat(builder, alpha_s, lanes)
+        beta_vec = splat(builder, beta_s, lanes)
+        keep = builder.fcmp_unordered("!=", beta_s, ir.Constant(element, 0.0))
+        vec_ptr = vec.as_pointer()
+
+        def load(ptr, v, masked):
+            if masked and v == n_vec - 1:
+                return builder.call(masked_load, [ptr, align, masks[v], zeros])
+            return builder.load(builder.bitcast(ptr, vec_ptr), align=c_type.dtype.bitwidth // 8)
+
+        def store(value, ptr, v, masked):
+            if masked and v == n_vec - 1:
+                builder.call(masked_store, [value, ptr, align, masks[v]])
+            else:
+                builder.store(value, builder.bitcast(ptr, vec_ptr),
+                              align=c_type.dtype.bitwidth // 8)
+
+        def emit(masked):
+            acc = [[cgutils.alloca_once_value(builder, zeros) for _ in range(n_vec)]
+                   for _ in range(TILE_ROWS)]
+            with cgutils.for_range(builder, depth_v) as loop:
+                b_row = builder.gep(b_first, [builder.mul(loop.index, b_depth_v)])
+                b_vectors = [load(builder.gep(b_row, [index(v * lanes)]), v, masked)
+                             for v in range(n_vec)]
+                a_step = builder.mul(loop.index, a_depth_v)
+                for i in range(TILE_ROWS):
+                    a_value = splat(builder, builder.load(builder.gep(a_rows[i], [a_step])),
+                                    lanes)
+                    for v in range(n_vec):
+                        builder.store(builder.call(fma, [a_value, b_vectors[v],
+                                                         builder.load(acc[i][v])]), acc[i][v])
+            for i in range(TILE_ROWS):
+                with builder.if_then(builder.icmp_signed("<", index(i), rows_v)):
+                    c_row = builder.gep(c_first, [builder.mul(index(i), ldc_v)])
+                    for v in range(n_vec):
+                        where = builder.gep(c_row, [index(v * lanes)])
+                        scaled = builder.fmul(alpha_vec, builder.load(acc[i][v]))
+                        with builder.if_else(keep) as (then, otherwise):
+                            with then:
+                                old = load(where, v, masked)
+                                store(builder.fadd(scaled, builder.fmul(beta_vec, old)),
+                                      where, v, masked)
+                            with otherwise:
+                                # beta == 0 ignores C's old values, NaN included.
+                                store(scaled, where, v, masked)
+
+        whole = builder.icmp_signed("==", cols_v, ir.Constant(cols_v.type, n_vec * lanes))
+        with builder.if_else(whole) as (then, otherwise):
+            with then:
+                emit(False)
+            with otherwise:
+                emit(True)
         return context.get_dummy_value()
 
     return sig, codegen

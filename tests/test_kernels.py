@@ -100,7 +100,8 @@ def _register_tiled_gemm(trans_a, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, 
 def test_register_tiles_are_the_documented_fma_chains_bit_for_bit(dtype, trans_a, rng):
     # Shapes with every kind of edge: a last tile of 1-5 rows, a last strip of 1, 2 or 3
     # vectors or of less than one, and inner dimensions of one, two and three blocks. The
-    # register tiles run on any CPU (slowly without 512-bit vectors), so this test does too.
+    # register tiles run on any CPU (in 512-bit vectors with AVX-512, 256-bit ones
+    # otherwise), so this test does too.
     depth = gemm_module.DEPTH
     shapes = [(1, 1, 1), (13, 150, 600), (6, 64, depth), (5, 10, depth + 1), (20, 200, 40),
               (8, 17, 3), (11, 120, 2 * depth + 7)]
@@ -149,7 +150,7 @@ def _transpose_block(src, src_start, src_ld, dst, dst_start, dst_ld):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_transpose_block_transposes_one_vector_square_in_place(dtype, rng):
-    lanes = 64 // np.dtype(dtype).itemsize
+    lanes = gemm_module._VECTOR_BYTES // np.dtype(dtype).itemsize
     src = rng.standard_normal(7 + lanes * 21).astype(dtype)
     dst = rng.standard_normal(3 + lanes * 19).astype(dtype)
     expected = dst.copy()
@@ -166,7 +167,7 @@ def test_register_tiles_with_b_transposed_are_the_same_fma_chains_bit_for_bit(dt
     # registers, the rest element by element), several depth blocks, last row tiles of
     # 1-5 rows.
     depth = gemm_module.DEPTH
-    lanes = 64 // np.dtype(dtype).itemsize
+    lanes = gemm_module._VECTOR_BYTES // np.dtype(dtype).itemsize
     shapes = [(1, 1, 1), (13, 150, 600), (6, 4 * lanes, depth), (5, lanes + 3, depth + 1),
               (20, 200, 40), (8, 17, 3), (11, 120, 2 * depth + 7), (7, 2 * lanes, 3 * lanes)]
     for (m, n, k), (alpha, beta) in itertools.product(shapes, [(1.0, 0.0), (-0.5, 2.0)]):
@@ -195,47 +196,77 @@ def test_register_tiles_with_b_transposed_are_the_same_fma_chains_bit_for_bit(dt
         np.testing.assert_allclose(tile, exact, rtol=tol, atol=tol * np.abs(exact).max())
 
 
-@pytest.mark.skipif(not gemm_module.REGISTER_TILES,
-                    reason="Numba's target CPU has no 512-bit vectors: the BLAS does the products")
-def test_gemm_rm_sends_large_products_with_b_transposed_to_packed_register_tiles(rng):
-    m, n, k = 64, 128, 200
-    assert m * n * k >= gemm_module.REGISTER_TILE_PRODUCT
-    for dtype in (np.float32, np.float64):
-        a = rng.standard_normal(m * k).astype(dtype)
-        b = rng.standard_normal(n * k).astype(dtype)
-        via_gemm_rm, direct = np.zeros(m * n, dtype), np.zeros(m * n, dtype)
-        gemm_rm(False, True, m, n, k, 0.5, a, 0, k, b, 0, k, 0.0, via_gemm_rm, 0, n,
-                np.zeros(2, dtype))
-        _register_tiled_gemm_bt(m, n, k, 0.5, a, 0, k, b, 0, k, 0.0, direct, 0, n)
-        assert np.array_equal(via_gemm_rm, direct)
+# Shapes that ``takes_register_tiles`` sends to the tiles on one kind of CPU and to the
+# BLAS on another (W2's forward product, the small end of the 512-bit tiles, W4's forward
+# tile).
+_ROUTED_SHAPES = [(32, 64, 64), (64, 128, 200), (256, 256, 1024)]
 
 
-@pytest.mark.skipif(not gemm_module.REGISTER_TILES,
-                    reason="Numba's target CPU has no 512-bit vectors: the BLAS does the products")
-def test_gemm_rm_sends_large_products_with_b_untransposed_to_register_tiles(rng):
-    m, n, k = 64, 128, 200
-    assert m * n * k >= gemm_module.REGISTER_TILE_PRODUCT
-    for dtype, trans_a in itertools.product([np.float32, np.float64], [False, True]):
+@njit(cache=False)
+def _takes_register_tiles(m, n, k, c):
+    return gemm_module.takes_register_tiles(m, n, k, c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_rm_sends_products_where_takes_register_tiles_says(dtype, rng):
+    for (m, n, k), trans_a, trans_b in itertools.product(
+            _ROUTED_SHAPES, [False, True], [False, True]):
+        if trans_a and trans_b:
+            continue  # fastbp has no such product: the BLAS does it
         a = rng.standard_normal(m * k).astype(dtype)
         b = rng.standard_normal(k * n).astype(dtype)
         lda = m if trans_a else k
+        ldb = k if trans_b else n
         via_gemm_rm, direct = np.zeros(m * n, dtype), np.zeros(m * n, dtype)
-        gemm_rm(trans_a, False, m, n, k, 0.5, a, 0, lda, b, 0, n, 0.0, via_gemm_rm, 0, n,
+        gemm_rm(trans_a, trans_b, m, n, k, 0.5, a, 0, lda, b, 0, ldb, 0.0, via_gemm_rm, 0, n,
                 np.zeros(2, dtype))
-        _register_tiled_gemm(trans_a, m, n, k, 0.5, a, 0, lda, b, 0, n, 0.0, direct, 0, n)
-        assert np.array_equal(via_gemm_rm, direct)
+        if trans_b:
+            _register_tiled_gemm_bt(m, n, k, 0.5, a, 0, lda, b, 0, ldb, 0.0, direct, 0, n)
+        else:
+            _register_tiled_gemm(trans_a, m, n, k, 0.5, a, 0, lda, b, 0, ldb, 0.0, direct, 0,
+                                 n)
+        if _takes_register_tiles(m, n, k, direct):  # the tiles' own bits
+            assert np.array_equal(via_gemm_rm, direct), (m, n, k, trans_a, trans_b)
+        else:  # the BLAS: its own order of summation, equal or not in the last bits
+            tol = 1e-4 if dtype == np.float32 else 1e-11
+            np.testing.assert_allclose(via_gemm_rm, direct, rtol=tol, atol=tol * 10)
+
+
+@pytest.mark.parametrize("vector_bytes", [64, 32, 0])
+def test_register_tiles_take_large_products_with_avx512_and_small_ones_with_avx2(
+        monkeypatch, vector_bytes):
+    # Each kind of CPU's rule, whatever this CPU has (the Python body reads the constant).
+    monkeypatch.setattr(gemm_module, "_TARGET_VECTOR_BYTES", vector_bytes)
+    takes = gemm_module.takes_register_tiles.py_func
+    f32, f64 = np.zeros(1, np.float32), np.zeros(1, np.float64)
+    small, middling, large = (32, 64, 64), (128, 128, 784), (256, 256, 1024)
+    got = [takes(*shape, c) for c in (f32, f64) for shape in (small, middling, large)]
+    expected = {64: [False, True, True] * 2,  # 512-bit tiles: from 1M multiply-adds
+                32: [True, True, False, True, False, False],  # 256-bit: below 16M / 1M
+                0: [False] * 6}[vector_bytes]  # no AVX2: the BLAS does every product
+    assert got == expected
+
+
+def test_compiled_routing_is_this_cpus():
+    for shape, dtype in itertools.product(_ROUTED_SHAPES + [(128, 128, 784)],
+                                          [np.float32, np.float64]):
+        c = np.zeros(1, dtype)
+        assert _takes_register_tiles(*shape, c) == gemm_module.takes_register_tiles.py_func(
+            *shape, c)
 
 
 def test_register_tiles_follow_numbas_target_cpu(monkeypatch):
     config = gemm_module.config
     monkeypatch.setattr(config, "CPU_NAME", None)
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,+avx512f,+fma")
-    assert gemm_module._target_has_512_bit_vectors()
+    assert gemm_module._target_vector_bytes() == 64
     monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f,+fma")
-    assert not gemm_module._target_has_512_bit_vectors()
+    assert gemm_module._target_vector_bytes() == 32
+    monkeypatch.setattr(config, "CPU_FEATURES", "+avx2,-avx512f,-fma")
+    assert gemm_module._target_vector_bytes() == 0
     monkeypatch.setattr(config, "CPU_FEATURES", None)
     monkeypatch.setattr(config, "CPU_NAME", "generic")  # a portable build: no guessing
-    assert not gemm_module._target_has_512_bit_vectors()
+    assert gemm_module._target_vector_bytes() == 0
 
 
 @pytest.mark.parametrize("register_tiles", [True, False])
