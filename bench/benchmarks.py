@@ -12,8 +12,9 @@ Classes, one concern each:
   and thread count. ``setup`` builds the network from the shared initial weights and
   makes one first call, so compilation and first-touch costs are excluded.
 * ``Products`` -- the matrix products of W3-W5's shapes on one thread: fastbp's
-  ``gemm_rm`` (its register tiles on CPUs with AVX-512, the BLAS elsewhere) against
-  ``numpy.matmul`` on one BLAS thread, as times and as ``track_gflops``.
+  ``gemm_rm`` (its register tiles where ``takes_register_tiles`` sends the shape, the
+  BLAS otherwise) against ``numpy.matmul`` on one BLAS thread, as times and as
+  ``track_gflops``.
 * ``Quality`` -- ``track_loss`` / ``track_accuracy`` after one fit from the initial
   weights: a speed-up that changes what is learnt shows here.
 * ``SpeedupOverReference`` -- ``track_speedup``: median time of
