@@ -52,12 +52,12 @@ REGISTER_TILE_PRODUCT = 1 << 20
 # With 256-bit vectors (AVX2), the other way round: the register tiles win on small and
 # middling products, where OpenBLAS's packing of both operands on every call weighs most,
 # and lose on large ones. Measured on a 2-core Zen 3, one core, operands in cache, GFLOP/s
-# tiles / OpenBLAS (medians of 15, alternated): float32 32 x 64 x 64 77 / 46, 64 x 64 x 32
-# (A transposed) 73 / 49, 32 x 10 x 64 42 / 32, 128 x 64 x 784 87 / 72, 196 x 128 x 128
-# (A transposed) 85 / 73, 256 x 128 x 784 77 / 80, 256 x 256 x 1024 68 / 81; float64
-# 32 x 64 x 64 35 / 33, 128 x 10 x 128 19 / 15, 49 x 128 x 128 (A transposed) 28 / 26,
-# 128 x 128 x 784 27 / 31. Products below these many multiply-adds (float32, float64) go
-# to the 256-bit tiles.
+# tiles / OpenBLAS (medians of 7, or of 15 alternated for the W3-W5 shapes): float32
+# 32 x 64 x 64 77 / 46, 64 x 64 x 32 (A transposed) 73 / 49, 32 x 10 x 64 42 / 32,
+# 128 x 64 x 784 87 / 72, 196 x 128 x 128 (A transposed) 85 / 73, 256 x 128 x 784 77 / 80,
+# 256 x 256 x 1024 68 / 81; float64 32 x 64 x 64 35 / 33, 128 x 10 x 128 19 / 15,
+# 49 x 128 x 128 (A transposed) 28 / 26, 128 x 128 x 784 27 / 31. Products below these
+# many multiply-adds (float32, float64) go to the 256-bit tiles.
 HALF_WIDTH_TILE_LIMIT = (1 << 24, 1 << 20)
 
 
