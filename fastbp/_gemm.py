@@ -187,13 +187,12 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
             f"llvm.masked.store.{suffix}.p0")
         zeros = ir.Constant(vec, None)
 
-        # Column masks: lane l of vector v is column v * lanes + l, kept if below ``cols``.
-        lane_index_type = ir.VectorType(i32, lanes)
-        cols_splat = splat(builder, builder.trunc(cols_v, i32), lanes)
-        masks = [builder.icmp_signed("<", ir.Constant(lane_index_type,
-                                                      [v * lanes + j for j in range(lanes)]),
-                                     cols_splat)
-                 for v in range(n_vec)]
+        # The mask of the last vector of a row (only it can be partial): lane l is column
+        # (n_vec - 1) * lanes + l, kept if below ``cols``.
+        last = n_vec - 1
+        last_mask = builder.icmp_signed(
+            "<", ir.Constant(ir.VectorType(i32, lanes), [last * lanes + j for j in range(lanes)]),
+            splat(builder, builder.trunc(cols_v, i32), lanes))
 
         # Rows past ``rows`` read the last row again: the loop stays branch-free.
         a_first = element_pointer(context, builder, a_type, a_v, a_start_v)
@@ -215,16 +214,15 @@ def register_tile(typingctx, a, a_start, a_row_step, a_depth_step, rows, b, b_st
         vec_ptr = vec.as_pointer()
 
         def load(ptr, v, masked):
-            if masked and v == n_vec - 1:
-                return builder.call(masked_load, [ptr, align, masks[v], zeros])
-            return builder.load(builder.bitcast(ptr, vec_ptr), align=c_type.dtype.bitwidth // 8)
+            if masked and v == last:
+                return builder.call(masked_load, [ptr, align, last_mask, zeros])
+            return builder.load(builder.bitcast(ptr, vec_ptr), align=align.constant)
 
         def store(value, ptr, v, masked):
-            if masked and v == n_vec - 1:
-                builder.call(masked_store, [value, ptr, align, masks[v]])
+            if masked and v == last:
+                builder.call(masked_store, [value, ptr, align, last_mask])
             else:
-                builder.store(value, builder.bitcast(ptr, vec_ptr),
-                              align=c_type.dtype.bitwidth // 8)
+                builder.store(value, builder.bitcast(ptr, vec_ptr), align=align.constant)
 
         def emit(masked):
             acc = [[cgutils.alloca_once_value(builder, zeros) for _ in range(n_vec)]
