@@ -34,6 +34,7 @@ variable kept XLA's CPU runtime off the second core, while an affinity of one CP
 (XLA sizes its thread pool from the schedulable CPUs).
 """
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -68,11 +69,14 @@ def pin_threads(n_threads):
         flags = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false "
                                    "intra_op_parallelism_threads=1").strip()
+    # A CPU benchmark: on a machine with a GPU, JAX would otherwise run there.
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
     cpus = sorted(os.sched_getaffinity(0))
     if n_threads < len(cpus):
         os.sched_setaffinity(0, cpus[:n_threads])
     return {"threads": n_threads, "cpus": sorted(os.sched_getaffinity(0)),
-            "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+            "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+            "JAX_PLATFORMS": os.environ["JAX_PLATFORMS"]}
 
 
 def _max_rss_mb():
@@ -123,6 +127,10 @@ class FastbpPeer:
 
     def outputs(self, net):
         return net.predict(self.X)
+
+    def parameters(self, net):
+        """The trained weights and biases, for the bitwise digest."""
+        return [*net.weights, *net.biases]
 
 
 class ReferencePeer(FastbpPeer):
@@ -460,10 +468,28 @@ def measure_peer(peer_name, workload, dtype, n_threads, repeats, data_dir):
 
     outputs = result if workload.task == "predict" else peer.outputs(result)
     quality = workloads.evaluate(workload, outputs, Y, labels)
-    return {"version": str(peer.version), "first_call_s": first_call, "times_s": times,
-            "median_s": statistics.median(times) if times else None,
-            "loss": quality["loss"], "accuracy": quality["accuracy"],
-            "rss_before_fit_mb": rss_before, "peak_rss_mb": _max_rss_mb()}
+    record = {"version": str(peer.version), "first_call_s": first_call, "times_s": times,
+              "median_s": statistics.median(times) if times else None,
+              "loss": quality["loss"], "accuracy": quality["accuracy"],
+              "rss_before_fit_mb": rss_before, "peak_rss_mb": _max_rss_mb(),
+              "outputs_sha256": array_digest([outputs])}
+    if hasattr(peer, "parameters"):
+        # Of the last timed run's model: every run starts from the same weights, so a
+        # digest that changes with the thread count means the bits depend on it.
+        record["parameters_sha256"] = array_digest(peer.parameters(state))
+    return record
+
+
+def array_digest(arrays):
+    """SHA-256 of the dtypes, shapes and bytes of ``arrays``, in order (hex string)."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for arr in arrays:
+        arr = np.ascontiguousarray(arr)
+        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
 
 
 def measure_matmul_peak(dtype, sizes=(2048, 4096), repeats=(10, 3)):
