@@ -93,6 +93,9 @@ _TARGET_VECTOR_BYTES = _target_vector_bytes()
 REGISTER_TILES = _TARGET_VECTOR_BYTES == 64
 _VECTOR_BYTES = 64 if REGISTER_TILES else 32
 WIDE_VECTORS = 4 if REGISTER_TILES else 2
+# Float32 columns of one strip (``register_tiled_gemm``'s loop order): the column
+# tiles of ``fastbp.kernels.tile_cols`` are whole strips.
+STRIP_COLUMNS = WIDE_VECTORS * _VECTOR_BYTES // 4
 
 
 @jit_serial

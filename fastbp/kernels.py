@@ -47,7 +47,7 @@ from ._codes import (ADAM, BINARY_CROSS_ENTROPY, BINARY_CROSS_ENTROPY_CLIPPED, C
 from ._colsum import scaled_column_sums
 from ._config import jit_serial
 from ._exp import poly_exp
-from ._gemm import REGISTER_TILES
+from ._gemm import REGISTER_TILE_PRODUCT, REGISTER_TILES, STRIP_COLUMNS
 from ._rng import permute_inplace
 from ._team import (JOB_BASE, JOB_SLOTS, N_TASKS, claim_task, finish_job, post_job, report_done,
                     stop_team, wait_for_job)
@@ -79,8 +79,9 @@ def tile_rows(m, k):
     # of W3's samples with 64-row tiles (17% with one whole-product call per product);
     # 256-row tiles and the column split of ``tile_cols`` took W3 from 0.280-0.320 s to
     # 0.234-0.276 s (medians of 9, four alternations).
-    # The price of big tiles: a 256-row batch of a 1024-wide layer has only 4 forward
-    # tiles, so more than 4-8 threads cannot all work on it.
+    # The price of big tiles: a 256-row batch of a 1024-wide layer is one row tile, so
+    # the threads share it by columns (``tile_cols``): 16 tiles with register tiles, 4 on
+    # the BLAS, where more than 4-8 threads cannot all work on it.
     target = 256 if m >= 256 and k >= 256 or not REGISTER_TILES else 64
     n = 1
     while n * target < m:
@@ -94,9 +95,20 @@ def tile_cols(m, n, k):
     # A short inner dimension (weight gradients: k = batch rows) makes each BLAS call
     # cheap, so wider tiles amortise its packing: 512 columns measured 151-172 GFLOP/s
     # on W4's weight gradients against 124-162 with 256.
+    if REGISTER_TILES:
+        # fastbp's register tiles compute a product strip by strip (64 float32 columns
+        # each) with every row of ``A`` streaming past each strip, so a narrower tile
+        # does the same work per strip and only adds tasks for more threads to share:
+        # the narrowest whole number of strips whose tile still goes to the register
+        # tiles (``REGISTER_TILE_PRODUCT``), so the routing, and the bits, stay the same.
+        # Measured on a 16-core AVX-512 machine, W4 on 16 threads: 1.88 s with 256-column
+        # tiles (4 forward tasks), 1.00 s with 64; on 1 and 2 threads no slower.
+        widest = min(n, 512) if k <= 256 else min(n, 256)
+        needed = _cdiv(REGISTER_TILE_PRODUCT, tile_rows(m, k) * k)
+        return min(widest, max(STRIP_COLUMNS, _cdiv(needed, STRIP_COLUMNS) * STRIP_COLUMNS))
     if k <= 256:
         return min(n, 512)
-    if REGISTER_TILES or tile_rows(m, k) < m:
+    if tile_rows(m, k) < m:
         return min(n, 256)
     # One row tile on the BLAS: two column tiles rather than one, each packing half of
     # ``W`` (W3's profile: OpenBLAS packs ``W`` at about three times the cost per element

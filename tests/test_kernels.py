@@ -273,22 +273,48 @@ def test_register_tiles_follow_numbas_target_cpu(monkeypatch):
 def test_tiles_depend_on_shape_only(monkeypatch, register_tiles):
     # Both policies, whatever this CPU has: the Python bodies read the module's constant.
     monkeypatch.setattr(kernels_module, "REGISTER_TILES", register_tiles)
+    monkeypatch.setattr(kernels_module, "STRIP_COLUMNS", 64)  # 512-bit float32 strips
     monkeypatch.setattr(kernels_module, "tile_rows", tile_rows.py_func)
     monkeypatch.setattr(kernels_module, "_cdiv", kernels_module._cdiv.py_func)
     rows, cols = tile_rows.py_func, tile_cols.py_func
     assert rows(256, 1024) == 256 and rows(1024, 784) == 256 and rows(4, 2) == 4
-    assert cols(256, 1024, 784) == 256 and cols(256, 1024, 256) == 512
     assert cols(128, 10, 64) == 10
     if register_tiles:
         assert rows(128, 784) == 64
         assert rows(784, 128) == 49 and rows(784, 256) == 196  # 16 and 4 equal tiles
-        assert cols(128, 128, 784) == 128
+        # One strip wide where the tile still takes the register tiles: W4's forward
+        # sums and weight gradients in 16 and 64 tasks, W3's forward sums in 4.
+        assert cols(256, 1024, 784) == 64 and cols(1024, 1024, 256) == 64
+        assert cols(128, 128, 784) == 64
+        # Narrower would send the tile to the BLAS (49 x 64 x 128 < 2**20): kept whole.
+        assert cols(784, 128, 128) == 128
+        assert cols(32, 64, 64) == 64
     else:
+        assert cols(256, 1024, 784) == 256 and cols(256, 1024, 256) == 512
         # Fewer, bigger BLAS calls: each packs its operands again.
         assert rows(128, 784) == 128
         assert rows(784, 128) == 196 and rows(784, 256) == 196
         assert cols(128, 128, 784) == 64  # one row tile: the columns in two
         assert cols(128, 300, 784) == 160 and cols(1024, 128, 784) == 128
+
+
+def test_narrow_register_tiles_take_the_route_of_the_wide_ones(monkeypatch):
+    # tile_cols splits products into whole strips only as far as each tile still goes to
+    # the register tiles: the routing, and so every bit, is that of the widest tiles
+    # (512 columns for weight gradients, 256 otherwise), whatever the shape.
+    monkeypatch.setattr(kernels_module, "REGISTER_TILES", True)
+    monkeypatch.setattr(kernels_module, "STRIP_COLUMNS", 64)
+    monkeypatch.setattr(kernels_module, "tile_rows", tile_rows.py_func)
+    monkeypatch.setattr(kernels_module, "_cdiv", kernels_module._cdiv.py_func)
+    product = gemm_module.REGISTER_TILE_PRODUCT
+    for m in (1, 6, 32, 49, 128, 256, 784, 1024):
+        for n in (1, 10, 63, 64, 65, 128, 300, 1024):
+            for k in (1, 16, 64, 128, 256, 784, 1024):
+                rows = tile_rows.py_func(m, k)
+                cols = tile_cols.py_func(m, n, k)
+                widest = min(n, 512 if k <= 256 else 256)
+                assert cols <= widest and (cols == n or cols % 64 == 0)
+                assert (rows * cols * k >= product) == (rows * widest * k >= product)
 
 
 def test_compiled_tile_policy_is_this_cpus(monkeypatch):
