@@ -4,7 +4,7 @@ import pytest
 
 import fastbp
 from fastbp import Network
-from fastbp._engine import MAX_BLOCK_ROWS
+from fastbp._engine import MAX_BLOCK_ROWS, PREDICT_BLOCK_ROWS
 from fastbp.reference import ReferenceNetwork
 
 from .conftest import COMBINATIONS, make_targets, max_rel_diff, random_params
@@ -137,6 +137,22 @@ def test_batches_larger_than_a_block_accumulate_exactly(path, rng):
     net.fit(X, Y, epochs=5, learning_rate=0.5)
     ref.fit(X, Y, epochs=5, learning_rate=0.5)
     assert max_rel_diff(net.weights + net.biases, ref.weights + ref.biases) < 1e-10
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_predictions_over_several_blocks_match_reference(path, rng):
+    net, ref = twins([6, 8, 3], "tanh", "softmax", "cross_entropy", rng, path=path)
+    X = rng.standard_normal((2 * PREDICT_BLOCK_ROWS + 37, 6))
+    np.testing.assert_allclose(net.predict(X), ref.predict(X), rtol=1e-13, atol=1e-15)
+
+
+def test_prediction_blocks_shrink_for_wide_networks():
+    narrow = Network([784, 128, 10], dtype=np.float32)._engine
+    assert narrow.predict_block_rows() == PREDICT_BLOCK_ROWS
+    # float64 activations of 2058 units: 4096 rows would take 67 MB, over 64 MiB.
+    assert Network([10, 2048, 10], dtype=np.float64)._engine.predict_block_rows() == \
+        PREDICT_BLOCK_ROWS // 2
+    assert Network([10, 100_000, 10])._engine.predict_block_rows() == MAX_BLOCK_ROWS
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -92,6 +92,17 @@ def test_n_threads_setting_does_not_change_a_bit(optimizer, batch_size, rng):
     assert all(np.array_equal(thetas[0], t) for t in thetas[1:])
 
 
+def test_n_threads_setting_does_not_change_a_prediction(rng):
+    # Blocks of 4096 rows (fastbp._engine.PREDICT_BLOCK_ROWS), the last one shorter.
+    X = rng.standard_normal((9000, 80)).astype(np.float32)
+    outputs = []
+    for n_threads in (1, 2, None):
+        net = Network([80, 256, 10], "relu", "softmax", "cross_entropy", random_state=0,
+                      dtype=np.float32, n_threads=n_threads)
+        outputs.append(net.predict(X))
+    assert all(np.array_equal(outputs[0], o) for o in outputs[1:])
+
+
 def network_on_path(fused):
     """The 3-8-1 network of the divergence test, forced onto the fused or the tiled path
     (where plain SGD writes its step from inside the products)."""

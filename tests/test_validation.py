@@ -5,6 +5,7 @@ import pytest
 
 import fastbp._engine
 from fastbp import Network
+from fastbp._engine import PREDICT_BLOCK_ROWS
 
 
 @pytest.fixture
@@ -67,17 +68,18 @@ def test_bad_data_for_predict(net):
         net.predict(np.zeros(3))
 
 
-# predict checks finiteness inside the compiled call, block by block (MAX_BLOCK_ROWS rows),
-# on each path: a bad value in any block, first or last row, must still raise.
+# predict checks finiteness inside the compiled call, block by block (PREDICT_BLOCK_ROWS
+# rows), on each path: a bad value in any block, first or last row, must still raise.
 @pytest.mark.parametrize("path", ["fused", "serial tiles", "threaded tiles"])
-@pytest.mark.parametrize("row,bad", [(0, np.nan), (1023, np.inf), (1024, -np.inf),
-                                     (2499, np.nan)])
+@pytest.mark.parametrize("row,bad", [(0, np.nan), (PREDICT_BLOCK_ROWS - 1, np.inf),
+                                     (PREDICT_BLOCK_ROWS, -np.inf),
+                                     (2 * PREDICT_BLOCK_ROWS + 36, np.nan)])
 def test_predict_rejects_non_finite_rows_in_any_block(path, row, bad):
     net = Network([40, 300, 10], random_state=0, n_threads=2)
     engine = net._engine
     engine.fused = path == "fused"
     engine._parallel = lambda rows: path == "threaded tiles"
-    X = np.random.default_rng(0).standard_normal((2500, 40))
+    X = np.random.default_rng(0).standard_normal((2 * PREDICT_BLOCK_ROWS + 37, 40))
     before = net.predict(X)
     X_bad = X.copy()
     X_bad[row, 39 if row % 2 else 0] = bad
