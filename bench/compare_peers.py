@@ -357,6 +357,48 @@ def _machine_meta():
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
+def installed_peers(peers, skipped):
+    """The ``peers`` that can run here; each other one goes into ``skipped`` with the
+    reason, which is also printed."""
+    ready = []
+    for peer in peers:
+        reason = missing_reason(peer)
+        if reason is None:
+            ready.append(peer)
+        else:
+            skipped[peer] = reason
+            print(f"skipping {PEER_LABELS[peer]}: {reason}", flush=True)
+    return ready
+
+
+def save_workloads(names, size, dtype, directory, skipped):
+    """Write the inputs of the workloads ``names`` to ``directory`` for the children and
+    return those workloads; one whose data cannot be made (W2's digits need
+    scikit-learn) goes into ``skipped``, with a message."""
+    saved = []
+    for name in names:
+        workload = workloads.get_workload(name, size)
+        try:
+            workloads.save_inputs(workload, dtype, directory)
+        except ImportError as error:
+            skipped[name] = str(error)
+            print(f"skipping {name}: {error}", flush=True)
+            continue
+        saved.append(workload)
+    workloads.clear_cache()  # the children load the files; keep this process small
+    return saved
+
+
+def parse_names(parser, text, known, option):
+    """The comma-separated names in ``text``; an unknown one is a usage error of
+    ``parser`` that names it and the ``known`` ones."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"{option} has {unknown}; expected names among {list(known)}")
+    return names
+
+
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Compare fastbp with its peers on the standard workloads W1..W5.")
@@ -384,15 +426,8 @@ def _parse_args(argv):
     for name in ("threads", "repeats", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} is {getattr(args, name)}; it must be at least 1")
-    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in args.workloads if w not in workloads.WORKLOADS]
-    if unknown:
-        parser.error(f"--workloads has {unknown}; expected names among "
-                     f"{list(workloads.WORKLOADS)}")
-    args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    unknown = [p for p in args.peers if p not in PEERS]
-    if unknown:
-        parser.error(f"--peers has {unknown}; expected names among {list(PEERS)}")
+    args.workloads = parse_names(parser, args.workloads, workloads.WORKLOADS, "--workloads")
+    args.peers = parse_names(parser, args.peers, PEERS, "--peers")
     if "reference" not in args.peers:
         args.peers.append("reference")  # the NumPy reference always runs
     args.peers = [p for p in PEERS if p in args.peers]
@@ -407,27 +442,9 @@ def main(argv=None):
             "rounds": args.rounds, "quick": args.quick, "size": size, **_machine_meta()}
     report = {"meta": meta, "skipped": {}, "workloads": {}}
 
-    peers = []
-    for peer in args.peers:
-        reason = missing_reason(peer)
-        if reason is None:
-            peers.append(peer)
-        else:
-            report["skipped"][peer] = reason
-            print(f"skipping {PEER_LABELS[peer]}: {reason}", flush=True)
-
+    peers = installed_peers(args.peers, report["skipped"])
     with tempfile.TemporaryDirectory(prefix="fastbp-peers-data-") as data_dir:
-        chosen = []
-        for name in args.workloads:
-            workload = workloads.get_workload(name, size)
-            try:
-                workloads.save_inputs(workload, args.dtype, data_dir)
-            except ImportError as error:  # W2's digits need scikit-learn
-                report["skipped"][name] = str(error)
-                print(f"skipping {name}: {error}", flush=True)
-                continue
-            chosen.append(workload)
-        workloads.clear_cache()  # the children load the files; keep this process small
+        chosen = save_workloads(args.workloads, size, args.dtype, data_dir, report["skipped"])
 
         print(f"matrix-multiply peak ({args.dtype}, {args.threads} threads) ...", flush=True)
         peak = run_child(["--peak", "--dtype", args.dtype], args.threads, args.timeout)

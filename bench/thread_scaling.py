@@ -162,16 +162,9 @@ def _parse_args(argv):
         parser.error(f"--threads {args.threads} must be positive integers")
     if args.repeats < 1:
         parser.error(f"--repeats is {args.repeats}; it must be at least 1")
-    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    unknown = [w for w in args.workloads if w not in workloads.WORKLOADS]
-    if unknown:
-        parser.error(f"--workloads has {unknown}; expected names among "
-                     f"{list(workloads.WORKLOADS)}")
-    args.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-    unknown = [p for p in args.peers if p not in compare_peers.PEERS]
-    if unknown:
-        parser.error(f"--peers has {unknown}; expected names among "
-                     f"{list(compare_peers.PEERS)}")
+    args.workloads = compare_peers.parse_names(parser, args.workloads, workloads.WORKLOADS,
+                                               "--workloads")
+    args.peers = compare_peers.parse_names(parser, args.peers, compare_peers.PEERS, "--peers")
     return args
 
 
@@ -181,14 +174,7 @@ def main(argv=None):
     meta = {"dtype": args.dtype, "threads": args.threads, "repeats": args.repeats,
             "size": args.size, **compare_peers._machine_meta()}
     report = {"meta": meta, "skipped": {}, "matmul_peak": {}, "workloads": {}}
-    peers = []
-    for peer in args.peers:
-        reason = compare_peers.missing_reason(peer)
-        if reason is None:
-            peers.append(peer)
-        else:
-            report["skipped"][peer] = reason
-            print(f"skipping {compare_peers.PEER_LABELS[peer]}: {reason}", flush=True)
+    peers = compare_peers.installed_peers(args.peers, report["skipped"])
 
     peaks = {}
     if not args.no_peak:
@@ -204,15 +190,9 @@ def main(argv=None):
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="fastbp-scaling-data-") as data_dir:
-        for name in args.workloads:
-            workload = workloads.get_workload(name, args.size)
-            try:
-                workloads.save_inputs(workload, args.dtype, data_dir)
-            except ImportError as error:  # W2's digits need scikit-learn
-                report["skipped"][name] = str(error)
-                print(f"skipping {name}: {error}", flush=True)
-                continue
-            workloads.clear_cache()
+        for workload in compare_peers.save_workloads(args.workloads, args.size, args.dtype,
+                                                     data_dir, report["skipped"]):
+            name = workload.name
             flops = (workloads.training_flops(workload) if workload.task == "fit"
                      else workloads.prediction_flops(workload))
             entry = {"definition": dataclasses.asdict(workload), "flops": flops, "peers": {}}
