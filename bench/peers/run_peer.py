@@ -445,7 +445,10 @@ def measure_peer(peer_name, workload, dtype, n_threads, repeats, data_dir):
     dict
         ``first_call_s``, ``times_s``, ``median_s``, ``loss``, ``accuracy``,
         ``rss_before_fit_mb`` (peak RSS with the data and the model loaded, before
-        the first call) and ``peak_rss_mb`` (peak RSS of the whole process).
+        the first call), ``peak_rss_mb`` (peak RSS of the whole process),
+        ``outputs_sha256`` (``array_digest`` of the outputs) and, for the peers that
+        expose their trained parameters (fastbp, the NumPy reference),
+        ``parameters_sha256``.
     """
     from bench import workloads
 
