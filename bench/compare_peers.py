@@ -142,8 +142,7 @@ def merge_rounds(records):
 
 def add_derived(workload, peers, peak_gflops):
     """Add ratios to fastbp, achieved GFLOP/s and % of the matmul peak to each record."""
-    flops = workloads.training_flops(workload) if workload.task == "fit" else \
-        workloads.prediction_flops(workload)
+    flops = workloads.workload_flops(workload)
     base = peers.get("fastbp", {})
     base_median = base.get("median_s") if base.get("status") == "ok" else None
     for record in peers.values():

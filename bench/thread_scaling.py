@@ -56,7 +56,7 @@ def scaling_rows(records, flops, peaks):
     Each row has the median time, the speed-up over the fewest threads that ran, the
     parallel efficiency, GFLOP/s and the percentage of that thread count's peak.
     """
-    ran = {n: r for n, r in sorted(records.items()) if r.get("status") == "ok"}
+    ran = {n: r for n, r in records.items() if r.get("status") == "ok"}
     base_threads = min(ran) if ran else None
     rows = []
     for n, record in sorted(records.items()):
@@ -193,8 +193,7 @@ def main(argv=None):
         for workload in compare_peers.save_workloads(args.workloads, args.size, args.dtype,
                                                      data_dir, report["skipped"]):
             name = workload.name
-            flops = (workloads.training_flops(workload) if workload.task == "fit"
-                     else workloads.prediction_flops(workload))
+            flops = workloads.workload_flops(workload)
             entry = {"definition": dataclasses.asdict(workload), "flops": flops, "peers": {}}
             for peer in peers:
                 records = {}

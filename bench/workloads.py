@@ -287,6 +287,12 @@ def prediction_flops(workload):
     return float(per_sample) * n_rows_of(workload)
 
 
+def workload_flops(workload):
+    """Floating-point operations of the workload's timed task: its training run, or
+    its prediction."""
+    return training_flops(workload) if workload.task == "fit" else prediction_flops(workload)
+
+
 def n_rows_of(workload):
     """Number of rows the workload uses."""
     if workload.n_rows is not None:
