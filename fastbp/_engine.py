@@ -440,8 +440,10 @@ class Engine:
         theta_b, m_b, v_b = self._backups
         reported = 0
         self.lock.acquire()  # the work buffers are this engine's: one call at a time
-        ws = self._workspace(rows)
         try:
+            # Inside the try: a workspace that cannot be allocated (MemoryError) must still
+            # release the lock and report no epochs done (``Network.fit`` reads them).
+            ws = self._workspace(rows)
             while progress[kernels.EPOCHS_DONE] < epochs:
                 self._run(kernels.train_steps, (
                     X, Y, sw, weighted, shuffle, epochs, batch_size, max_steps,

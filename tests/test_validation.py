@@ -1,5 +1,7 @@
 """Bad input gets a ValueError/TypeError that names the problem and leaves the network as it
 was."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -251,6 +253,41 @@ def test_an_optimizer_beyond_memory_leaves_the_network_as_it_was(monkeypatch, rn
     # Same parameters, same shuffling stream: training goes on as if nothing happened.
     for a in (net, twin):
         a.fit(X, Y, epochs=2, batch_size=8)
+    for w, w_twin in zip(net.weights + net.biases, twin.weights + twin.biases):
+        np.testing.assert_array_equal(w, w_twin)
+
+
+def test_work_buffers_beyond_memory_leave_the_network_as_it_was(monkeypatch, rng):
+    # fit allocates the work buffers of a batch size it has not seen. Failing there must
+    # report no epochs done and release the network for the next call, from any thread.
+    X, Y = rng.random((40, 3)), rng.random((40, 2))
+    net, twin = Network([3, 4, 2], random_state=0), Network([3, 4, 2], random_state=0)
+    for a in (net, twin):
+        a.fit(X, Y, epochs=2, batch_size=8)
+
+    def no_room(*args, **kwargs):
+        raise MemoryError("no room for the work buffers")
+
+    monkeypatch.setattr(fastbp._engine, "_Workspace", no_room)
+    with pytest.raises(MemoryError, match="work buffers"):
+        net.fit(X, Y, epochs=3, batch_size=16)
+    monkeypatch.undo()
+    assert len(net.loss_curve_) == 2
+    free = []
+
+    def try_lock():
+        taken = net._engine.lock.acquire(blocking=False)
+        if taken:
+            net._engine.lock.release()
+        free.append(taken)
+
+    other = threading.Thread(target=try_lock)
+    other.start()
+    other.join()
+    assert free == [True]
+    for a in (net, twin):
+        a.fit(X, Y, epochs=2, batch_size=16)
+    assert net.loss_curve_ == twin.loss_curve_
     for w, w_twin in zip(net.weights + net.biases, twin.weights + twin.biases):
         np.testing.assert_array_equal(w, w_twin)
 
