@@ -227,7 +227,8 @@ def format_targets(checks):
     return lines
 
 
-def _fmt(value, spec, missing="-"):
+def format_or(value, spec, missing="-"):
+    """``format(value, spec)``, or ``missing`` when ``value`` is None."""
     return missing if value is None else format(value, spec)
 
 
@@ -247,10 +248,10 @@ def format_workload_table(workload, peers, meta):
             continue
         lines.append(
             f"{label:<18}{record['first_call_s']:>13.4f}{record['median_s']:>11.4f}"
-            f"{_fmt(record.get('ratio_to_fastbp'), '.2f'):>12}"
+            f"{format_or(record.get('ratio_to_fastbp'), '.2f'):>12}"
             f"{record['loss']:>9.4f}{record['accuracy']:>9.4f}"
-            f"{_fmt(record.get('gflops'), '.2f'):>9}"
-            f"{_fmt(record.get('percent_of_peak'), '.1f'):>8}"
+            f"{format_or(record.get('gflops'), '.2f'):>9}"
+            f"{format_or(record.get('percent_of_peak'), '.1f'):>8}"
             f"{record['peak_rss_mb']:>12.0f}")
     products = meta.get("products", {})
     if products.get("status") == "ok":
@@ -259,8 +260,8 @@ def format_workload_table(workload, peers, meta):
         percent = (100.0 * gflops / meta["peak_gflops"]
                    if gflops and meta.get("peak_gflops") else None)
         lines.append(f"{'products only':<18}{products['first_call_s']:>13.4f}"
-                     f"{products['median_s']:>11.4f}{'':>30}{_fmt(gflops, '.2f'):>9}"
-                     f"{_fmt(percent, '.1f'):>8}   ({products['n_products']} BLAS calls, "
+                     f"{products['median_s']:>11.4f}{'':>30}{format_or(gflops, '.2f'):>9}"
+                     f"{format_or(percent, '.1f'):>8}   ({products['n_products']} BLAS calls, "
                      f"nothing else)")
     return "\n".join(lines)
 
@@ -337,7 +338,9 @@ def draw_chart(report, path):
     return True
 
 
-def _machine_meta():
+def machine_meta():
+    """The CPU model and count, Python, platform, git commit and date, for a report's
+    ``meta``."""
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as info:
@@ -438,7 +441,7 @@ def main(argv=None):
     args = _parse_args(argv)
     size = "quick" if args.quick else "full"
     meta = {"dtype": args.dtype, "threads": args.threads, "repeats": args.repeats,
-            "rounds": args.rounds, "quick": args.quick, "size": size, **_machine_meta()}
+            "rounds": args.rounds, "quick": args.quick, "size": size, **machine_meta()}
     report = {"meta": meta, "skipped": {}, "workloads": {}}
 
     peers = installed_peers(args.peers, report["skipped"])
@@ -449,7 +452,7 @@ def main(argv=None):
         peak = run_child(["--peak", "--dtype", args.dtype], args.threads, args.timeout)
         report["matmul_peak"] = peak
         peak_gflops = peak.get("peak_gflops") if peak.get("status") == "ok" else None
-        print(f"  {_fmt(peak_gflops, '.1f', peak.get('message'))} GFLOP/s", flush=True)
+        print(f"  {format_or(peak_gflops, '.1f', peak.get('message'))} GFLOP/s", flush=True)
 
         for workload in chosen:
             rounds = {peer: [] for peer in peers}

@@ -101,7 +101,7 @@ def format_scaling_table(workload_name, peer, rows, identical):
         lines.append(
             f"  {row['threads']:>7} {row['median_s']:>10.4f} {row['speedup']:>8.2f}x "
             f"{100 * row['efficiency']:>9.0f}% {row['gflops']:>8.1f} "
-            f"{compare_peers._fmt(row['percent_of_peak'], '.1f'):>7} "
+            f"{compare_peers.format_or(row['percent_of_peak'], '.1f'):>7} "
             f"{row['first_call_s']:>8.3f}")
     if identical is not None:
         lines.append("  same bits at every thread count: " + ("yes" if identical else "NO"))
@@ -172,7 +172,7 @@ def main(argv=None):
     """Run the scaling measurement; returns the process exit code."""
     args = _parse_args(argv)
     meta = {"dtype": args.dtype, "threads": args.threads, "repeats": args.repeats,
-            "size": args.size, **compare_peers._machine_meta()}
+            "size": args.size, **compare_peers.machine_meta()}
     report = {"meta": meta, "skipped": {}, "matmul_peak": {}, "workloads": {}}
     peers = compare_peers.installed_peers(args.peers, report["skipped"])
 
@@ -185,7 +185,7 @@ def main(argv=None):
             if record.get("status") == "ok":
                 peaks[n] = record["peak_gflops"]
             print(f"matrix-multiply peak, {n} threads: "
-                  f"{compare_peers._fmt(peaks.get(n), '.1f', record.get('message'))} GFLOP/s",
+                  f"{compare_peers.format_or(peaks.get(n), '.1f', record.get('message'))} GFLOP/s",
                   flush=True)
 
     failed = False
