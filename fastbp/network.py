@@ -390,6 +390,9 @@ default "identity"
 
         Raises
         ------
+        ValueError
+            If the arguments are invalid, or the current weights or biases (written through
+            :attr:`weights` and :attr:`biases`) contain NaN or infinity.
         TrainingDiverged
             If the error or a parameter becomes non-finite; the network keeps the
             parameters of the end of the last completed epoch.
@@ -425,7 +428,12 @@ default "identity"
         # One fit at a time per network: another thread's fit would reset the optimizer
         # and the epoch count under this one.
         with engine.lock:
-            # First: it may raise MemoryError, which then finds the network unchanged.
+            # Parameters written through ``weights``/``biases`` may be non-finite: training
+            # from them would be reported as a divergence caused by the learning rate.
+            if not np.isfinite(engine.theta).all():
+                raise ValueError("the network's weights or biases contain NaN or infinity: "
+                                 "set finite values before fit")
+            # Then: it may raise MemoryError, which then finds the network unchanged.
             engine.set_optimizer(optimizer, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
                                  epsilon=epsilon)
             rng_before = self._rng_state

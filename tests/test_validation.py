@@ -199,6 +199,20 @@ def test_bad_fit_arguments_leave_the_network_untouched(net, kwargs, error, match
     assert net.loss_curve_ == []
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("where", ["weights", "biases"])
+def test_fit_from_non_finite_parameters_names_them_not_the_learning_rate(net, where, bad):
+    getattr(net, where)[-1][0] = bad
+    before = net._engine.theta.copy()
+    with pytest.raises(ValueError, match="weights or biases contain NaN or infinity"):
+        net.fit(X_OK, Y_OK)
+    np.testing.assert_array_equal(net._engine.theta, before)
+    assert net.loss_curve_ == []
+    getattr(net, where)[-1][0] = 0.0  # repaired, the network trains
+    net.fit(X_OK, Y_OK)
+    assert len(net.loss_curve_) == 1
+
+
 @pytest.mark.parametrize("loss,output,Y,match", [
     ("cross_entropy", "softmax", -np.ones((5, 2)), "Y must be >= 0"),
     ("binary_cross_entropy", "sigmoid", np.full((5, 2), 2.0), r"Y must lie in \[0, 1\]"),
