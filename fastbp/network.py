@@ -110,7 +110,8 @@ def _as_matrix(data, name, dtype, n_columns, n_rows=None, check_finite=True):
 
 
 def _all_finite(arr, rows_per_check=4096):
-    """``np.isfinite(arr).all()`` without a boolean copy of a large ``arr``."""
+    """``np.isfinite(arr).all()`` without a boolean copy of a large ``arr`` (checked
+    ``rows_per_check`` rows, or elements of a 1-D ``arr``, at a time)."""
     return all(np.isfinite(arr[i:i + rows_per_check]).all()
                for i in range(0, arr.shape[0], rows_per_check))
 
@@ -430,7 +431,7 @@ default "identity"
         with engine.lock:
             # Parameters written through ``weights``/``biases`` may be non-finite: training
             # from them would be reported as a divergence caused by the learning rate.
-            if not np.isfinite(engine.theta).all():
+            if not _all_finite(engine.theta, 1 << 20):
                 raise ValueError("the network's weights or biases contain NaN or infinity: "
                                  "set finite values before fit")
             # Then: it may raise MemoryError, which then finds the network unchanged.
