@@ -405,6 +405,9 @@ class Engine:
 
         Raises
         ------
+        MemoryError
+            When the per-epoch loss sums of ``epochs`` epochs would not fit in physical
+            memory, or an allocation fails; nothing is trained and ``epochs_done`` is 0.
         TrainingDiverged
             Non-finite error or parameters; the engine keeps the parameters (and optimizer
             state) of the end of the last completed epoch.
@@ -415,6 +418,18 @@ class Engine:
         KeyboardInterrupt
             Re-raised after the same roll-back to the last completed epoch.
         """
+        # What a caller reads after this call whatever happens (``Network.fit`` reads it
+        # in a ``finally``): no epochs done until the compiled calls say otherwise, not
+        # the previous call's count when something below raises before they run.
+        self.epochs_done = 0
+        self.last_data_sums = self.last_penalty_sums = np.zeros(0)
+        # The loss sums of every epoch are kept (``loss_curve_`` gets them all).
+        need, have = 2 * 8 * epochs, physical_memory()
+        if have is not None and need > have:
+            raise MemoryError(
+                f"epochs={epochs:,}: the losses of that many epochs alone need "
+                f"{need / 2**30:,.1f} GiB, more than this machine's {have / 2**30:,.1f} GiB "
+                f"of memory; ask for fewer epochs")
         n = X.shape[0]
         batch_size = min(int(batch_size), n)
         rows = min(batch_size, MAX_BLOCK_ROWS)

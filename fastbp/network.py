@@ -398,9 +398,10 @@ default "identity"
             If the error or a parameter becomes non-finite; the network keeps the
             parameters of the end of the last completed epoch.
         MemoryError
-            If the optimizer's state would not fit in physical memory (the network is
-            left as it was), or the work buffers for this batch size cannot be allocated
-            (the parameters and ``loss_curve_`` are left as they were).
+            If the optimizer's state, or the losses of ``epochs`` epochs (``loss_curve_``
+            keeps them all), would not fit in physical memory, or the work buffers for
+            this batch size cannot be allocated: the parameters and ``loss_curve_`` are
+            then left as they were.
         """
         X, Y = self._XY(X, Y)
         n = X.shape[0]

@@ -271,6 +271,42 @@ def test_an_optimizer_beyond_memory_leaves_the_network_as_it_was(monkeypatch, rn
         np.testing.assert_array_equal(w, w_twin)
 
 
+@pytest.mark.parametrize("failure", ["epochs", "set-up"])
+def test_memory_errors_before_training_leave_the_network_as_it_was(monkeypatch, rng, failure):
+    # Every epoch's loss is kept: 10**12 epochs cannot be asked for, and fit says so
+    # before any step. That error, or one in the set-up before the compiled calls, must
+    # reach the caller as it is (not a bookkeeping error that hides it), and the previous
+    # fit's epochs must not be reported again.
+    X, Y = rng.random((40, 3)), rng.random((40, 2))
+    net, twin = Network([3, 4, 2], random_state=0), Network([3, 4, 2], random_state=0)
+    for a in (net, twin):
+        a.fit(X, Y, epochs=2, batch_size=8)
+    if failure == "epochs":
+        epochs, match = 10**12, r"epochs=1,000,000,000,000: .* ask for fewer epochs"
+    else:
+        def no_room(*args, **kwargs):
+            raise MemoryError("no room in the set-up")
+
+        monkeypatch.setattr(fastbp._engine.Engine, "_paths", no_room)
+        epochs, match = 3, "no room in the set-up"
+    with pytest.raises(MemoryError, match=match):
+        net.fit(X, Y, epochs=epochs, batch_size=8)
+    monkeypatch.undo()
+    assert net.loss_curve_ == twin.loss_curve_
+    for a in (net, twin):
+        a.fit(X, Y, epochs=1, batch_size=8)
+    assert net.loss_curve_ == twin.loss_curve_
+    for w, w_twin in zip(net.weights + net.biases, twin.weights + twin.biases):
+        np.testing.assert_array_equal(w, w_twin)
+
+
+def test_a_first_fit_beyond_memory_raises_memory_error(rng):
+    net = Network([3, 4, 2], random_state=0)  # never trained: no epoch count to fall back on
+    with pytest.raises(MemoryError, match="ask for fewer epochs"):
+        net.fit(rng.random((5, 3)), rng.random((5, 2)), epochs=10**12)
+    assert net.loss_curve_ == []
+
+
 def test_work_buffers_beyond_memory_leave_the_network_as_it_was(monkeypatch, rng):
     # fit allocates the work buffers of a batch size it has not seen. Failing there must
     # report no epochs done and release the network for the next call, from any thread.
