@@ -71,6 +71,23 @@ def _check_activations_and_loss(hidden_activation, output_activation, loss):
                          f"got {output_activation!r}")
 
 
+def _check_random_state(random_state):
+    """``numpy.random.default_rng(random_state)``, with errors that name the argument."""
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"random_state must be None, a non-negative int or a "
+                        f"numpy.random.Generator, got {random_state!r}") from None
+
+
+def _check_numeric(arr, name):
+    """Raise ``TypeError`` unless ``arr`` holds real numbers (booleans included)."""
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+
+
 def _as_matrix(data, name, dtype, n_columns, n_rows=None, check_finite=True):
     """``data`` as a finite, non-empty, C-contiguous 2-D array of ``dtype`` (with
     ``check_finite=False`` the caller checks finiteness)."""
@@ -78,10 +95,7 @@ def _as_matrix(data, name, dtype, n_columns, n_rows=None, check_finite=True):
         arr = np.asarray(data)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    _check_numeric(arr, name)
     if arr.ndim == 1 and name == "Y" and n_columns == 1:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
@@ -180,7 +194,7 @@ default "identity"
         _check_choice(init, "init", INITS)
         self._setup(sizes, hidden_activation, output_activation, loss, _check_dtype(dtype),
                     n_threads)
-        rng = np.random.default_rng(random_state)
+        rng = _check_random_state(random_state)
         weights, biases = initial_parameters(sizes, init, hidden_activation, rng, self.dtype)
         self._engine.set_params(weights, biases)
         self._rng_state = seed_state(rng)
@@ -230,7 +244,7 @@ default "identity"
         net = cls.__new__(cls)
         net._setup(sizes, hidden_activation, output_activation, loss, dtype, n_threads)
         net._engine.set_params(ws, bs)
-        net._rng_state = seed_state(random_state)
+        net._rng_state = seed_state(_check_random_state(random_state))
         return net
 
     @staticmethod
@@ -416,8 +430,10 @@ default "identity"
         l2 = _check_real(l2, "l2", 0.0, low_inclusive=True)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        rng = None if random_state is None else _check_random_state(random_state)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight)
+            _check_numeric(sample_weight, "sample_weight")
             if sample_weight.shape != (n,):
                 raise ValueError(f"sample_weight must have shape ({n},), "
                                  f"got {sample_weight.shape}")
@@ -439,8 +455,8 @@ default "identity"
             engine.set_optimizer(optimizer, momentum=momentum, beta_1=beta_1, beta_2=beta_2,
                                  epsilon=epsilon)
             rng_before = self._rng_state
-            if random_state is not None:
-                self._rng_state = seed_state(random_state)
+            if rng is not None:
+                self._rng_state = seed_state(rng)
             start = time.perf_counter()
             first_epoch = len(self.loss_curve_)
 
@@ -460,6 +476,10 @@ default "identity"
                              epoch_per_call=verbose)
             except NonFiniteInput:
                 self._rng_state = rng_before  # the parameters are rolled back by the engine
+                raise
+            except MemoryError:
+                if engine.epochs_done == 0:  # raised before any step: all as it was
+                    self._rng_state = rng_before
                 raise
             finally:
                 # An interrupt can land between a compiled call and its report: make the

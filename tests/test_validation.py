@@ -36,6 +36,9 @@ Y_OK = np.zeros((5, 2))
     (dict(dtype="float16"), TypeError, "dtype must be"),
     (dict(init="ones"), ValueError, "init must be one of"),
     (dict(n_threads=0), ValueError, "n_threads must be >= 1"),
+    (dict(random_state=-1), ValueError, "random_state must be None, a non-negative int"),
+    (dict(random_state="seed"), TypeError, "random_state must be None, a non-negative int"),
+    (dict(random_state=1.5), TypeError, "random_state must be"),
 ])
 def test_bad_constructor_arguments(kwargs, error, match):
     args = dict(layer_sizes=[3, 4, 2])
@@ -190,6 +193,10 @@ def test_fit_loss_and_gradients_reject_non_finite_rows(path, row, bad):
     (dict(sample_weight=np.ones(4)), ValueError, r"sample_weight must have shape \(5,\)"),
     (dict(sample_weight=-np.ones(5)), ValueError, "sample_weight must be finite and >= 0"),
     (dict(sample_weight=np.zeros(5)), ValueError, "must not be all zero"),
+    (dict(sample_weight=["a"] * 5), TypeError, "sample_weight must hold numbers"),
+    (dict(sample_weight=np.ones(5, complex)), TypeError, "sample_weight must be real"),
+    (dict(random_state=-1), ValueError, "random_state must be None, a non-negative int"),
+    (dict(random_state="seed"), TypeError, "random_state must be"),
 ])
 def test_bad_fit_arguments_leave_the_network_untouched(net, kwargs, error, match):
     before = [w.copy() for w in net.weights]
@@ -236,6 +243,11 @@ def test_targets_outside_the_loss_domain(loss, output, Y, match):
 def test_bad_from_weights(weights, biases, error, match):
     with pytest.raises(error, match=match):
         Network.from_weights(weights, biases)
+
+
+def test_from_weights_names_a_bad_random_state():
+    with pytest.raises(ValueError, match="random_state must be None, a non-negative int"):
+        Network.from_weights([np.zeros((3, 4))], [np.zeros(4)], random_state=-1)
 
 
 def test_inputs_are_converted_once_to_the_network_dtype():
@@ -290,7 +302,7 @@ def test_memory_errors_before_training_leave_the_network_as_it_was(monkeypatch, 
         monkeypatch.setattr(fastbp._engine.Engine, "_paths", no_room)
         epochs, match = 3, "no room in the set-up"
     with pytest.raises(MemoryError, match=match):
-        net.fit(X, Y, epochs=epochs, batch_size=8)
+        net.fit(X, Y, epochs=epochs, batch_size=8, random_state=5)  # a new stream too
     monkeypatch.undo()
     assert net.loss_curve_ == twin.loss_curve_
     for a in (net, twin):
