@@ -474,11 +474,10 @@ default "identity"
                              learning_rate, bool(shuffle), rng_state=self._rng_state,
                              sample_weight=sample_weight, l2=l2, on_epochs=record,
                              epoch_per_call=verbose)
-            except NonFiniteInput:
-                self._rng_state = rng_before  # the parameters are rolled back by the engine
-                raise
-            except MemoryError:
-                if engine.epochs_done == 0:  # raised before any step: all as it was
+            except (NonFiniteInput, MemoryError):
+                # Bad input (found in the first epoch, and rolled back by the engine) or no
+                # room before any step: the shuffling stream too is as the call found it.
+                if engine.epochs_done == 0:
                     self._rng_state = rng_before
                 raise
             finally:
